@@ -1,0 +1,33 @@
+# The two quick-start commands:
+#   make demo   set up (virtualenv, schema) and run the main job on embedded defaults
+#   make test   set up and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: setup demo test lint typecheck bench-ingest clean
+
+$(BIN)/mmsq: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+setup: $(BIN)/mmsq
+
+demo: setup
+	$(BIN)/mmsq demo
+
+# pytest exits 5 when it collected no tests: that is a failure here, not a pass.
+test: setup
+	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy mmsq adapters
+
+bench-ingest: setup
+	$(BIN)/python bench/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) var build dist *.egg-info

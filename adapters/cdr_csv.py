@@ -1,0 +1,158 @@
+"""The MMSC's nightly CDR export: CSV with a header row, UTF-8, optionally gzip.
+
+Read in byte chunks cut at line ends, each parsed by pyarrow; rows with the wrong number of
+columns or bytes that are not UTF-8 are quarantined with their line number, never fatal.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from mmsq.domain import QuarantinedRecord
+from mmsq.ingest import INPUT_COLUMNS, REQUIRED_COLUMNS
+from mmsq.ports import RawChunk
+
+__all__ = ["CdrFileError", "CdrFileReader"]
+
+
+class CdrFileError(ValueError):
+    """The file cannot be read at all (missing, empty, no header, required columns absent)."""
+
+
+def _open(path: Path) -> IO[bytes]:
+    fh = path.open("rb")
+    if fh.read(2) == b"\x1f\x8b":
+        fh.seek(0)
+        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+    fh.seek(0)
+    return fh
+
+
+class CdrFileReader:
+    """Streams one CDR file as raw chunks of text columns with their line numbers."""
+
+    def __init__(self, path: Path, chunk_bytes: int = 32 * 1024 * 1024) -> None:
+        self.path = path
+        self.source = str(path)
+        self.chunk_bytes = chunk_bytes
+        self.total_bytes: int | None = path.stat().st_size if path.exists() else None
+
+    def chunks(self) -> Iterator[RawChunk]:
+        if not self.path.is_file():
+            raise CdrFileError(f"{self.path}: no such file")
+        with self.path.open("rb") as raw_fh, _open(self.path) as fh:
+            header_line = fh.readline()
+            if not header_line.strip():
+                raise CdrFileError(f"{self.path}: empty file or no header row")
+            try:
+                header = [h.strip().lower() for h in header_line.decode("utf-8-sig").rstrip("\r\n").split(",")]
+            except UnicodeDecodeError as exc:
+                raise CdrFileError(f"{self.path}: header row is not UTF-8") from exc
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise CdrFileError(
+                    f"{self.path}: header lacks required column(s) {', '.join(missing)}"
+                )
+            next_line = 2
+            tail = b""
+            while True:
+                block = fh.read(self.chunk_bytes)
+                if not block and not tail:
+                    return
+                data = tail + block
+                if block:
+                    cut = data.rfind(b"\n")
+                    if cut < 0:
+                        tail = data
+                        continue
+                    data, tail = data[: cut + 1], data[cut + 1 :]
+                else:
+                    tail = b""
+                    if not data.endswith(b"\n"):
+                        data += b"\n"
+                lines = data.count(b"\n")
+                chunk = self._parse(data, header, next_line)
+                chunk.bytes_read = raw_fh.tell() if not isinstance(fh, gzip.GzipFile) else fh.fileobj.tell()  # type: ignore[union-attr]
+                next_line += lines
+                yield chunk
+
+    def _parse(self, data: bytes, header: list[str], first_line: int) -> RawChunk:
+        bad: list[QuarantinedRecord] = []
+        skipped: list[int] = []
+
+        def on_invalid(row: pacsv.InvalidRow) -> str:
+            line = first_line + (row.number - 1 if row.number is not None else 0)
+            skipped.append(row.number or 0)
+            if row.text.strip():
+                bad.append(
+                    QuarantinedRecord(
+                        self.source, line,
+                        f"wrong column count: {row.actual_columns} (header has {row.expected_columns})",
+                        row.text,
+                    )
+                )
+            return "skip"
+
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=header, use_threads=False, block_size=len(data) + 1),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.binary() for h in header},
+                include_columns=[h for h in header if h in INPUT_COLUMNS],
+                strings_can_be_null=False,
+            ),
+        )
+        n = table.num_rows
+        # Line of each kept row: its index, plus the rows skipped before it.
+        idx = np.arange(n, dtype=np.int64)
+        if skipped:
+            sk = np.sort(np.asarray(skipped, dtype=np.int64)) - 1  # 0-based physical rows
+            # kept row i is physical row p where p - (#skipped <= p) == i
+            positions = np.setdiff1d(np.arange(n + len(sk), dtype=np.int64), sk, assume_unique=True)
+            idx = positions[:n]
+        lines = first_line + idx
+        columns: dict[str, pd.Series] = {}
+        undecodable = np.zeros(n, dtype=bool)
+        empty = np.ones(n, dtype=bool)
+        for name in table.column_names:
+            empty &= pc.equal(pc.binary_length(table.column(name)), 0).to_numpy(zero_copy_only=False)
+        for name in table.column_names:
+            col = table.column(name)
+            try:
+                text = col.cast(pa.string())
+                columns[name] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype)).astype("string")
+            except (pa.ArrowInvalid, UnicodeDecodeError):
+                values = col.to_pylist()
+                decoded: list[str | None] = []
+                for i, v in enumerate(values):
+                    try:
+                        decoded.append(v.decode("utf-8") if v is not None else None)
+                    except UnicodeDecodeError:
+                        undecodable[i] = True
+                        decoded.append(None)
+                columns[name] = pd.Series(decoded, dtype="string")
+        frame = pd.DataFrame(columns)
+        frame["_line"] = lines
+        for i in np.flatnonzero(undecodable & ~empty):
+            raw = ",".join(
+                (table.column(c)[int(i)].as_py() or b"").decode("utf-8", "replace")
+                for c in table.column_names
+            )
+            bad.append(
+                QuarantinedRecord(self.source, int(lines[i]), "bytes that are not UTF-8", raw)
+            )
+        keep = ~(empty | undecodable)
+        if not keep.all():
+            frame = frame[keep].reset_index(drop=True)
+        return RawChunk(source=self.source, frame=frame, quarantined=bad)

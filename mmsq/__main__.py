@@ -1,0 +1,3 @@
+from mmsq.cli import main
+
+main()

@@ -1,0 +1,388 @@
+"""Ingest: raw delivery reports -> validated, classified, stored events and daily aggregates.
+
+All per-row work is vectorised with pandas; Python-level work is done once per distinct
+(namespace, code) combination, never once per row.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import structlog
+
+from mmsq.classify import Classifier
+from mmsq.domain import CAUSE_CLASSES, CauseClass, DeliveryReport, QuarantinedRecord
+from mmsq.msisdn import MsisdnNormaliser
+from mmsq.ports import Clock, EventStore, RawChunk, ReportReader
+
+__all__ = [
+    "AGGREGATE_COUNTS",
+    "EVENT_COLUMNS",
+    "INPUT_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "IngestService",
+    "IngestSummary",
+    "aggregate_daily",
+    "latest_devices",
+    "reports_to_frame",
+]
+
+log = structlog.get_logger(__name__)
+
+INPUT_COLUMNS: tuple[str, ...] = (
+    "msisdn", "message_id", "edition", "submitted_at", "done_at", "status_source",
+    "status_code", "notify_status", "imei", "region", "error_code",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "msisdn", "message_id", "edition", "submitted_at", "status_source", "status_code",
+)
+#: Columns of the events frame handed to the store, in order.
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_key", "msisdn", "message_id", "edition", "status_source", "status_code",
+    "error_code", "cause", "final", "notify_ok", "imei", "region", "submitted_ts", "done_ts",
+    "day",
+)
+#: Counters kept per (msisdn, day); each is summed on upsert.
+AGGREGATE_COUNTS: tuple[str, ...] = (
+    "attempts", "final", "delivered", "notified_not_fetched",
+    *(f"c_{c}" for c in CAUSE_CLASSES),
+)
+
+_OFFSET = r"(?:[Zz]|[+-]\d{2}:?\d{2})$"
+_UTC = "UTC"
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest run did; rendered as the CLI's table or its ``--json`` document."""
+
+    batch_id: str
+    sources: list[str] = field(default_factory=list)
+    records: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    by_cause: Counter[str] = field(default_factory=Counter)
+    unknown_codes: Counter[str] = field(default_factory=Counter)
+    failed_sources: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "sources": self.sources,
+            "records": self.records,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "by_cause": dict(sorted(self.by_cause.items())),
+            "unknown_codes": dict(self.unknown_codes.most_common()),
+            "failed_sources": self.failed_sources,
+        }
+
+    @property
+    def nothing_read(self) -> bool:
+        return self.records == 0 and self.quarantined == 0
+
+
+def _blank(s: pd.Series) -> pd.Series:
+    return s.isna() | (s.str.strip() == "")
+
+
+def _parse_times(raw: pd.Series, tz: ZoneInfo) -> pd.Series:
+    """ISO 8601 text -> UTC timestamps; text without an offset is read in the operator's zone."""
+    s = raw.str.strip()
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+    present = ~_blank(s)
+    has_offset = present & s.str.contains(_OFFSET, regex=True, na=False)
+    if has_offset.any():
+        out[has_offset] = pd.to_datetime(
+            s[has_offset], format="ISO8601", utc=True, errors="coerce"
+        )
+    naive = present & ~has_offset
+    if naive.any():
+        local = pd.to_datetime(s[naive], format="ISO8601", errors="coerce")
+        out[naive] = local.dt.tz_localize(
+            tz, ambiguous="NaT", nonexistent="NaT"
+        ).dt.tz_convert(_UTC)
+    return out
+
+
+def _epoch_seconds(ts: pd.Series) -> pd.Series:
+    values = ts.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT"))
+    secs = pd.Series(values.astype("datetime64[s]").astype("int64"), index=ts.index)
+    return secs.where(ts.notna()).astype("Int64")
+
+
+def aggregate_daily(events: pd.DataFrame) -> pd.DataFrame:
+    """Per (msisdn, day) counters of newly stored events: attempts, outcomes, causes."""
+    if events.empty:
+        return pd.DataFrame(columns=["msisdn", "day", *AGGREGATE_COUNTS, "last_ts"])
+    cause = pd.Categorical(events["cause"], categories=list(CAUSE_CLASSES))
+    counts = pd.DataFrame(
+        {
+            "msisdn": events["msisdn"].to_numpy(),
+            "day": events["day"].to_numpy(),
+            "attempts": 1,
+            "final": events["final"].astype("int64").to_numpy(),
+            "delivered": (events["cause"] == CauseClass.DELIVERED.value).astype("int64").to_numpy(),
+            "notified_not_fetched": (
+                (events["notify_ok"].fillna(0).astype("int64") == 1)
+                & (events["cause"] == CauseClass.NOT_FETCHED.value)
+            ).astype("int64").to_numpy(),
+            "last_ts": events["submitted_ts"].astype("int64").to_numpy(),
+        }
+    )
+    onehot = pd.get_dummies(cause, prefix="c", prefix_sep="_", dtype="int64")
+    onehot.index = counts.index
+    counts = pd.concat([counts, onehot], axis=1)
+    agg = {c: "sum" for c in AGGREGATE_COUNTS}
+    agg["last_ts"] = "max"
+    return counts.groupby(["msisdn", "day"], sort=False, observed=True).agg(agg).reset_index()
+
+
+def latest_devices(events: pd.DataFrame) -> pd.DataFrame:
+    """The last IMEI seen per subscriber among these events."""
+    with_imei = events.loc[events["imei"].notna(), ["msisdn", "imei", "submitted_ts"]]
+    if with_imei.empty:
+        return pd.DataFrame(columns=["msisdn", "imei", "tac", "seen_ts"])
+    last = with_imei.sort_values("submitted_ts").drop_duplicates("msisdn", keep="last")
+    return pd.DataFrame(
+        {
+            "msisdn": last["msisdn"].to_numpy(),
+            "imei": last["imei"].to_numpy(),
+            "tac": last["imei"].str.slice(0, 8).to_numpy(),
+            "seen_ts": last["submitted_ts"].astype("int64").to_numpy(),
+        }
+    )
+
+
+def reports_to_frame(reports: Iterable[DeliveryReport], first_line: int = 1) -> pd.DataFrame:
+    """Single reports (MM7 DeliveryReportReq, SMPP receipts) in the shape of a CDR chunk."""
+    rows = []
+    for i, r in enumerate(reports):
+        rows.append(
+            {
+                "msisdn": r.msisdn,
+                "message_id": r.message_id,
+                "edition": r.edition or "",
+                "submitted_at": (r.submitted_at or r.done_at).isoformat()
+                if (r.submitted_at or r.done_at) else "",
+                "done_at": r.done_at.isoformat() if r.done_at else "",
+                "status_source": r.status_source,
+                "status_code": r.status_code,
+                "notify_status": r.notify_status or "",
+                "imei": r.imei or "",
+                "region": r.region or "",
+                "error_code": r.error_code or "",
+                "_line": first_line + i,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=[*INPUT_COLUMNS, "_line"])
+    for col in INPUT_COLUMNS:
+        frame[col] = frame[col].astype("string")
+    return frame
+
+
+class IngestService:
+    """Turns raw chunks into stored events; bad rows go to quarantine, never abort the batch."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        classifier: Classifier,
+        normaliser: MsisdnNormaliser,
+        clock: Clock,
+        timezone: str,
+        notify_status_source: str = "cmpp",
+    ) -> None:
+        self._store = store
+        self._classifier = classifier
+        self._normaliser = normaliser
+        self._clock = clock
+        self._tz = ZoneInfo(timezone)
+        self._notify_ns = notify_status_source
+        self._unknown_logged: set[tuple[str, str]] = set()
+
+    def ingest(
+        self,
+        readers: Iterable[ReportReader],
+        progress: Callable[[str, int], None] | None = None,
+        on_source_error: Callable[[str, Exception], None] | None = None,
+    ) -> IngestSummary:
+        """Ingest every reader; a reader that cannot be read at all is reported, not fatal."""
+        summary = IngestSummary(batch_id=uuid4().hex)
+        self._store.start_batch(summary.batch_id, "ingest", self._clock.now())
+        for reader in readers:
+            summary.sources.append(reader.source)
+            try:
+                for chunk in reader.chunks():
+                    self.ingest_chunk(chunk, summary)
+                    if progress is not None:
+                        progress(reader.source, chunk.bytes_read)
+            except (OSError, ValueError) as exc:
+                summary.failed_sources[reader.source] = str(exc)
+                log.error("ingest.source_failed", source=reader.source, error=str(exc))
+                if on_source_error is not None:
+                    on_source_error(reader.source, exc)
+        self._store.finish_batch(summary.batch_id, self._clock.now(), summary.as_dict())
+        log.info(
+            "ingest.summary",
+            batch_id=summary.batch_id,
+            records=summary.records,
+            stored=summary.stored,
+            duplicates=summary.duplicates,
+            quarantined=summary.quarantined,
+            unknown_codes=len(summary.unknown_codes),
+        )
+        return summary
+
+    def ingest_chunk(self, chunk: RawChunk, summary: IngestSummary) -> None:
+        quarantine = list(chunk.quarantined)
+        events = self._prepare(chunk, quarantine)
+        if quarantine:
+            self._store.add_quarantine(summary.batch_id, quarantine)
+        summary.quarantined += len(quarantine)
+        summary.records += len(events)
+        if events.empty:
+            return
+        summary.by_cause.update(events["cause"].value_counts().to_dict())
+        unknown = events.loc[~events["_known"], ["status_source", "status_code"]]
+        if not unknown.empty:
+            counts = unknown.value_counts()
+            by_key: dict[tuple[str, str], int] = {
+                (str(ns), str(code)): int(n) for (ns, code), n in counts.items()
+            }
+            for (ns, code), n in by_key.items():
+                summary.unknown_codes[f"{ns}:{code}"] += n
+                if (ns, code) not in self._unknown_logged:
+                    self._unknown_logged.add((ns, code))
+                    log.warning("ingest.unknown_code", namespace=ns, code=code)
+            self._store.record_unknown_codes(by_key, self._clock.now())
+        unique = events.drop_duplicates("event_key")
+        summary.duplicates += len(events) - len(unique)
+        result = self._store.ingest_events(
+            unique.loc[:, list(EVENT_COLUMNS)], aggregate_daily, latest_devices
+        )
+        summary.stored += result.stored
+        summary.duplicates += result.duplicates
+
+    # -- preparation -------------------------------------------------------------------
+
+    def _prepare(self, chunk: RawChunk, quarantine: list[QuarantinedRecord]) -> pd.DataFrame:
+        df = chunk.frame
+        for col in INPUT_COLUMNS:
+            if col not in df.columns:
+                df[col] = pd.Series(pd.NA, index=df.index, dtype="string")
+        reason = pd.Series(pd.NA, index=df.index, dtype="string")
+
+        def reject(mask: pd.Series, why: str) -> None:
+            fresh = mask & reason.isna()
+            if fresh.any():
+                reason[fresh] = why
+
+        for col in REQUIRED_COLUMNS:
+            reject(_blank(df[col]), f"missing required field {col}")
+        msisdn = self._normaliser.normalise_series(df["msisdn"])
+        reject(msisdn.isna(), "invalid MSISDN")
+        submitted = _parse_times(df["submitted_at"], self._tz)
+        reject(submitted.isna(), "unparsable submitted_at (ISO 8601 expected)")
+        done = _parse_times(df["done_at"], self._tz)
+        reject(done.isna() & ~_blank(df["done_at"]), "unparsable done_at (ISO 8601 expected)")
+
+        bad = reason.notna()
+        if bad.any():
+            raw = df.loc[bad].drop(columns=["_line"]).fillna("")
+            texts = raw.astype(str).agg(",".join, axis=1)
+            quarantine.extend(
+                QuarantinedRecord(chunk.source, int(line), str(why), str(text))
+                for line, why, text in zip(df.loc[bad, "_line"], reason[bad], texts, strict=True)
+            )
+        ok = ~bad
+        if not ok.any():
+            return pd.DataFrame(columns=[*EVENT_COLUMNS, "_known"])
+        out = pd.DataFrame(
+            {
+                "msisdn": msisdn[ok],
+                "message_id": df.loc[ok, "message_id"].str.strip(),
+                "edition": df.loc[ok, "edition"].str.strip(),
+                "status_source": df.loc[ok, "status_source"].str.strip().str.lower(),
+                "status_code": df.loc[ok, "status_code"].str.strip(),
+                "error_code": df.loc[ok, "error_code"].str.strip().replace("", pd.NA),
+                "region": df.loc[ok, "region"].str.strip().replace("", pd.NA),
+            }
+        )
+        imei = df.loc[ok, "imei"].str.strip()
+        out["imei"] = imei.where(imei.str.fullmatch(r"\d{14,16}", na=False))
+        self._classify(out)
+        out["notify_ok"] = self._notify_ok(df.loc[ok, "notify_status"])
+        sub = submitted[ok]
+        out["submitted_ts"] = _epoch_seconds(sub)
+        out["done_ts"] = _epoch_seconds(done[ok])
+        local_days = sub.dt.tz_convert(self._tz).dt.tz_localize(None).to_numpy(
+            dtype="datetime64[ns]"
+        ).astype("datetime64[D]")
+        days = pd.Categorical(local_days)
+        out["day"] = pd.Categorical.from_codes(
+            days.codes, categories=[str(d) for d in np.asarray(days.categories, dtype="datetime64[D]")]
+        ).astype(str)
+        key_frame = pd.DataFrame(
+            {
+                "m": out["msisdn"],
+                "i": out["message_id"],
+                "s": out["status_source"],
+                "c": out["status_code"].str.casefold(),
+                "d": out["done_ts"].fillna(-1),
+            }
+        )
+        out["event_key"] = (
+            pd.util.hash_pandas_object(key_frame, index=False).to_numpy().view("int64")
+        )
+        return out
+
+    def _classify(self, out: pd.DataFrame) -> None:
+        combos = out[["status_source", "status_code", "error_code"]].drop_duplicates()
+        table = []
+        for ns, code, err in combos.itertuples(index=False, name=None):
+            c = self._classifier.lookup(
+                str(ns), str(code), None if pd.isna(err) else str(err)
+            )
+            table.append((ns, code, err, c.cause.value, c.final, c.known))
+        mapping = pd.DataFrame(
+            table,
+            columns=["status_source", "status_code", "error_code", "cause", "final", "_known"],
+        ).astype({"status_source": "string", "status_code": "string", "error_code": "string"})
+        merged = out[["status_source", "status_code", "error_code"]].merge(
+            mapping, how="left", on=["status_source", "status_code", "error_code"]
+        )
+        out["cause"] = merged["cause"].to_numpy()
+        out["final"] = merged["final"].astype(bool).to_numpy()
+        out["_known"] = merged["_known"].astype(bool).to_numpy()
+
+    def _notify_ok(self, notify: pd.Series) -> pd.Series:
+        s = notify.str.strip()
+        result = pd.Series(pd.NA, index=s.index, dtype="Int8")
+        present = ~_blank(s)
+        if present.any():
+            codes = pd.unique(s[present].to_numpy())
+            ok = {
+                c: int(
+                    self._classifier.lookup(self._notify_ns, str(c)).cause
+                    is CauseClass.DELIVERED
+                )
+                for c in codes
+            }
+            result[present] = s[present].map(ok).astype("Int8")
+        return result
+
+
+def retention_cutoff(now: datetime, days: int) -> datetime:
+    """Events submitted before this instant are past retention."""
+    return now - timedelta(days=days)

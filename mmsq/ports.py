@@ -1,0 +1,78 @@
+"""Ports: the small interfaces through which the core talks to the world."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import pandas as pd
+
+from mmsq.domain import QuarantinedRecord
+
+__all__ = [
+    "Clock",
+    "EventStore",
+    "RawChunk",
+    "ReportReader",
+    "StoredChunk",
+]
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+@dataclass
+class RawChunk:
+    """Rows read from an input, as text columns, with their line numbers (``_line``)."""
+
+    source: str
+    frame: pd.DataFrame
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    bytes_read: int = 0
+
+
+class ReportReader(Protocol):
+    """Reads one input (a CDR file, say) as a stream of raw chunks."""
+
+    source: str
+    total_bytes: int | None
+
+    def chunks(self) -> Iterator[RawChunk]: ...
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    stored: int
+    duplicates: int
+
+
+class EventStore(Protocol):
+    """Persistence of delivery events, their daily aggregates, quarantine and unknown codes."""
+
+    def ingest_events(
+        self,
+        events: pd.DataFrame,
+        aggregate: Callable[[pd.DataFrame], pd.DataFrame],
+        devices: Callable[[pd.DataFrame], pd.DataFrame],
+    ) -> StoredChunk:
+        """Store the events not stored before and fold them into the daily aggregates.
+
+        Atomic: events, aggregates and devices are written in one transaction, so an
+        interrupted ingest can be re-run and neither loses nor double-counts anything.
+        """
+        ...
+
+    def add_quarantine(self, batch_id: str, records: list[QuarantinedRecord]) -> None: ...
+
+    def record_unknown_codes(self, counts: dict[tuple[str, str], int], seen_at: datetime) -> None: ...
+
+    def start_batch(self, batch_id: str, source: str, started_at: datetime) -> None: ...
+
+    def finish_batch(self, batch_id: str, finished_at: datetime, summary: dict[str, object]) -> None: ...
+
+    def purge_events(self, before: datetime) -> int: ...

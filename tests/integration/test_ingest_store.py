@@ -1,0 +1,174 @@
+"""Ingest into a real database (SQLite and PostgreSQL): storage, idempotency, quarantine."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mmsq.adapters.cdr_csv import CdrFileError, CdrFileReader
+from mmsq.adapters.sql_schema import delivery_events, subscriber_devices
+from mmsq.adapters.sql_store import SchemaNotCurrentError, SqlStore
+from mmsq.classify import Classifier
+from mmsq.ingest import IngestService
+from mmsq.msisdn import MsisdnNormaliser
+from mmsq.rules_loader import load_rules
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+HEADER = "msisdn,message_id,edition,submitted_at,done_at,status_source,status_code,notify_status,imei,region,extra"
+ROWS = [
+    # 2: delivered, national number, local day 2026-11-22
+    "13800138000,m1,ah-20261122-am,2026-11-22T07:00:00+08:00,2026-11-22T07:05:00+08:00,mm7,Retrieved,DELIVRD,35332510123456,Hefei,x",
+    # 3: same subscriber, E.164, notified but never fetched
+    "+8613800138000,m2,ah-20261122-pm,2026-11-22T17:00:00+08:00,2026-11-24T17:00:00+08:00,mm7,Expired,DELIVRD,35332510123456,Hefei,x",
+    # 4: memory full, case differs from the rules
+    "13900139000,m3,ah-20261122-am,2026-11-22T07:00:01+08:00,2026-11-22T07:06:00+08:00,cmpp,mk:0017,MK:0017,,Wuhu,x",
+    # 5: a code nobody knows
+    "13900139000,m4,ah-20261122-pm,2026-11-22T17:00:00+08:00,2026-11-22T17:01:00+08:00,cmpp,ZZ:4242,DELIVRD,,Wuhu,x",
+    # 6: missing message_id
+    "13700137000,,ah-20261122-am,2026-11-22T07:00:00+08:00,,mm7,Retrieved,,,,x",
+    # 7: bad time
+    "13700137000,m6,ah-20261122-am,yesterday,,mm7,Retrieved,,,,x",
+    # 8: invalid MSISDN
+    "12345,m7,ah-20261122-am,2026-11-22T07:00:00+08:00,,mm7,Retrieved,,,,x",
+    # 9: wrong column count
+    "13700137000,m8,ah-20261122-am",
+    # 10: empty line (skipped, not quarantined)
+    "",
+    # 11: pending (no done_at), local time without offset
+    "13600136000,m9,ah-20261122-am,2026-11-22T07:00:00,,smpp,ENROUTE,,,,x",
+]
+
+
+def write(path: Path, rows: list[str], gz: bool = False, raw_tail: bytes = b"") -> Path:
+    data = ("\n".join([HEADER, *rows]) + "\n").encode() + raw_tail
+    if gz:
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    s = SqlStore.from_url(db_url)
+    s.upgrade()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def service(store: SqlStore) -> IngestService:
+    rules = load_rules()
+    return IngestService(
+        store, Classifier(rules.status_codes), MsisdnNormaliser("CN"), FixedClock(), "Asia/Shanghai"
+    )
+
+
+def test_cdr_rows_are_classified_stored_and_aggregated(
+    tmp_path: Path, store: SqlStore, service: IngestService
+) -> None:
+    summary = service.ingest([CdrFileReader(write(tmp_path / "a.csv", ROWS))])
+    assert summary.records == 5
+    assert summary.stored == 5
+    assert summary.quarantined == 4
+    assert summary.by_cause["delivered"] == 1
+    assert summary.by_cause["not_fetched"] == 1
+    assert summary.by_cause["terminal_capacity"] == 1
+    assert summary.by_cause["pending"] == 1
+    assert summary.unknown_codes == {"cmpp:ZZ:4242": 1}
+
+    daily = {(r["msisdn"], str(r["day"])): r for r in store.daily_rows()}
+    a = daily[("+8613800138000", "2026-11-22")]
+    assert (a["attempts"], a["final"], a["delivered"], a["notified_not_fetched"]) == (2, 2, 1, 1)
+    b = daily[("+8613900139000", "2026-11-22")]
+    assert (b["c_terminal_capacity"], b["c_unknown"]) == (1, 1)
+    c = daily[("+8613600136000", "2026-11-22")]
+    assert (c["attempts"], c["final"], c["c_pending"]) == (1, 0, 1)
+    assert store.count(subscriber_devices) == 1
+
+
+def test_quarantine_keeps_line_numbers_and_reasons(
+    tmp_path: Path, store: SqlStore, service: IngestService
+) -> None:
+    path = write(tmp_path / "a.csv", ROWS, raw_tail=b"13500135000,m10,e,\xff\xfe,,mm7,Retrieved,,,,x\n")
+    summary = service.ingest([CdrFileReader(path)])
+    got = {r["line"]: r["reason"] for r in store.quarantine_rows(summary.batch_id)}
+    assert got == {
+        6: "missing required field message_id",
+        7: "unparsable submitted_at (ISO 8601 expected)",
+        8: "invalid MSISDN",
+        9: "wrong column count: 3 (header has 11)",
+        12: "bytes that are not UTF-8",
+    }
+
+
+def test_reingesting_the_same_file_stores_nothing_new(
+    tmp_path: Path, store: SqlStore, service: IngestService
+) -> None:
+    path = write(tmp_path / "a.csv.gz", ROWS, gz=True)
+    first = service.ingest([CdrFileReader(path)])
+    before = store.daily_rows()
+    second = service.ingest([CdrFileReader(path)])
+    assert (first.stored, first.duplicates) == (5, 0)
+    assert (second.stored, second.duplicates) == (0, 5)
+    assert store.count(delivery_events) == 5
+    assert store.daily_rows() == before
+
+
+def test_small_chunks_give_the_same_result_as_one_chunk(
+    tmp_path: Path, store: SqlStore, service: IngestService
+) -> None:
+    rows = [
+        f"1380013{i:04d},id{i},ed-am,2026-11-22T07:00:00+08:00,2026-11-22T07:01:00+08:00,mm7,Retrieved,DELIVRD,,,x"
+        for i in range(3000)
+    ]
+    rows[1500] = "garbage"
+    summary = service.ingest([CdrFileReader(write(tmp_path / "b.csv", rows), chunk_bytes=65536)])
+    assert (summary.stored, summary.quarantined) == (2999, 1)
+    assert [r["line"] for r in store.quarantine_rows(summary.batch_id)] == [1502]
+
+
+def test_unreadable_file_is_reported_and_others_still_ingested(
+    tmp_path: Path, service: IngestService
+) -> None:
+    good = write(tmp_path / "good.csv", ROWS[:1])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("foo,bar\n1,2\n")
+    summary = service.ingest([CdrFileReader(bad), CdrFileReader(good)])
+    assert summary.stored == 1
+    assert "message_id" in summary.failed_sources[str(bad)]
+
+
+def test_header_without_required_columns_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("msisdn,foo\n")
+    with pytest.raises(CdrFileError, match="lacks required column"):
+        list(CdrFileReader(bad).chunks())
+
+
+def test_purge_removes_raw_events_before_the_cutoff_and_keeps_aggregates(
+    tmp_path: Path, store: SqlStore, service: IngestService
+) -> None:
+    service.ingest([CdrFileReader(write(tmp_path / "a.csv", ROWS))])
+    aggregates = store.daily_rows()
+    assert store.purge_events(datetime(2026, 11, 22, 5, 0, tzinfo=UTC)) == 3
+    assert store.count(delivery_events) == 2
+    assert store.daily_rows() == aggregates
+
+
+def test_a_fresh_database_asks_for_an_upgrade(db_url: str) -> None:
+    s = SqlStore.from_url(db_url)
+    try:
+        with pytest.raises(SchemaNotCurrentError, match="mmsq db upgrade"):
+            s.check_schema()
+    finally:
+        s.close()

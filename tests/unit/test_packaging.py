@@ -1,0 +1,59 @@
+"""The distribution has one import name, and the core stays free of I/O libraries."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import mmsq
+
+# The core may not import these; adapters implement the ports instead.
+IO_LIBRARIES = {"smpplib", "sqlalchemy", "alembic", "httpx", "smtplib", "socket", "psycopg",
+                "urllib", "http", "requests", "aiosmtpd", "pyarrow", "fastapi", "uvicorn"}
+# The composition root and the thin entry points are allowed to wire adapters.
+WIRING = {"bootstrap.py", "cli.py", "__main__.py"}
+
+
+def test_every_subpackage_imports_under_the_mmsq_name() -> None:
+    names = [m.name for m in pkgutil.walk_packages(mmsq.__path__, "mmsq.")]
+    for sub in ("mmsq.adapters", "mmsq.simulators", "mmsq.rules"):
+        assert sub in names
+    for name in names:
+        if name.startswith("mmsq.adapters.migrations"):
+            continue  # alembic env and revisions run only inside alembic
+        importlib.import_module(name)
+
+
+def test_rules_are_shipped_as_package_data() -> None:
+    import mmsq.rules
+
+    assert (Path(mmsq.rules.__file__).parent / "status_codes.toml").is_file()
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in Path(mmsq.__file__).parent.glob("*.py") if p.name not in WIRING),
+    ids=lambda p: p.name,
+)
+def test_core_module_imports_no_io_library(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module.split(".")[0])
+            if node.module.startswith("mmsq.adapters"):
+                imported.add("mmsq.adapters")
+    assert not (imported & (IO_LIBRARIES | {"mmsq.adapters"})), imported
+
+
+def test_bare_folder_import_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(mmsq.__file__).parent.parent
+    monkeypatch.syspath_prepend(str(root))
+    with pytest.raises(ImportError, match="must be imported as 'mmsq.adapters'"):
+        importlib.import_module("adapters")
