@@ -29,13 +29,10 @@ class CdrFileError(ValueError):
     """The file cannot be read at all (missing, empty, no header, required columns absent)."""
 
 
-def _open(path: Path) -> IO[bytes]:
-    fh = path.open("rb")
-    if fh.read(2) == b"\x1f\x8b":
-        fh.seek(0)
-        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+def _is_gzip(fh: IO[bytes]) -> bool:
+    magic = fh.read(2)
     fh.seek(0)
-    return fh
+    return magic == b"\x1f\x8b"
 
 
 class CdrFileReader:
@@ -50,41 +47,50 @@ class CdrFileReader:
     def chunks(self) -> Iterator[RawChunk]:
         if not self.path.is_file():
             raise CdrFileError(f"{self.path}: no such file")
-        with self.path.open("rb") as raw_fh, _open(self.path) as fh:
-            header_line = fh.readline()
-            if not header_line.strip():
-                raise CdrFileError(f"{self.path}: empty file or no header row")
+        with self.path.open("rb") as raw_fh:
+            fh: IO[bytes] = gzip.GzipFile(fileobj=raw_fh, mode="rb") if _is_gzip(raw_fh) else raw_fh
             try:
-                header = [h.strip().lower() for h in header_line.decode("utf-8-sig").rstrip("\r\n").split(",")]
-            except UnicodeDecodeError as exc:
-                raise CdrFileError(f"{self.path}: header row is not UTF-8") from exc
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise CdrFileError(
-                    f"{self.path}: header lacks required column(s) {', '.join(missing)}"
-                )
-            next_line = 2
-            tail = b""
-            while True:
-                block = fh.read(self.chunk_bytes)
-                if not block and not tail:
-                    return
-                data = tail + block
-                if block:
-                    cut = data.rfind(b"\n")
-                    if cut < 0:
-                        tail = data
-                        continue
-                    data, tail = data[: cut + 1], data[cut + 1 :]
-                else:
-                    tail = b""
-                    if not data.endswith(b"\n"):
-                        data += b"\n"
-                lines = data.count(b"\n")
-                chunk = self._parse(data, header, next_line)
-                chunk.bytes_read = raw_fh.tell() if not isinstance(fh, gzip.GzipFile) else fh.fileobj.tell()  # type: ignore[union-attr]
-                next_line += lines
-                yield chunk
+                yield from self._stream(fh, raw_fh)
+            finally:
+                fh.close()
+
+    def _stream(self, fh: IO[bytes], raw_fh: IO[bytes]) -> Iterator[RawChunk]:
+        header_line = fh.readline()
+        if not header_line.strip():
+            raise CdrFileError(f"{self.path}: empty file or no header row")
+        try:
+            header = [
+                h.strip().lower() for h in header_line.decode("utf-8-sig").rstrip("\r\n").split(",")
+            ]
+        except UnicodeDecodeError as exc:
+            raise CdrFileError(f"{self.path}: header row is not UTF-8") from exc
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise CdrFileError(f"{self.path}: header lacks required column(s) {', '.join(missing)}")
+        next_line = 2
+        tail = b""
+        while True:
+            block = fh.read(self.chunk_bytes)
+            if not block and not tail:
+                return
+            data = tail + block
+            if block:
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    tail = data
+                    continue
+                data, tail = data[: cut + 1], data[cut + 1 :]
+            else:
+                tail = b""
+                if not data.endswith(b"\n"):
+                    data += b"\n"
+            lines = data.count(b"\n")
+            chunk = self._parse(data, header, next_line)
+            chunk.bytes_read = (
+                raw_fh.tell() if not isinstance(fh, gzip.GzipFile) else fh.fileobj.tell()
+            )  # type: ignore[union-attr]
+            next_line += lines
+            yield chunk
 
     def _parse(self, data: bytes, header: list[str], first_line: int) -> RawChunk:
         bad: list[QuarantinedRecord] = []
@@ -96,7 +102,8 @@ class CdrFileReader:
             if row.text.strip():
                 bad.append(
                     QuarantinedRecord(
-                        self.source, line,
+                        self.source,
+                        line,
                         f"wrong column count: {row.actual_columns} (header has {row.expected_columns})",
                         row.text,
                     )
@@ -105,8 +112,12 @@ class CdrFileReader:
 
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=header, use_threads=False, block_size=len(data) + 1),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+            read_options=pacsv.ReadOptions(
+                column_names=header, use_threads=False, block_size=len(data) + 1
+            ),
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=on_invalid, ignore_empty_lines=False
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.binary() for h in header},
                 include_columns=[h for h in header if h in INPUT_COLUMNS],
@@ -126,12 +137,16 @@ class CdrFileReader:
         undecodable = np.zeros(n, dtype=bool)
         empty = np.ones(n, dtype=bool)
         for name in table.column_names:
-            empty &= pc.equal(pc.binary_length(table.column(name)), 0).to_numpy(zero_copy_only=False)
+            empty &= pc.equal(pc.binary_length(table.column(name)), 0).to_numpy(
+                zero_copy_only=False
+            )
         for name in table.column_names:
             col = table.column(name)
             try:
                 text = col.cast(pa.string())
-                columns[name] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype)).astype("string")
+                columns[name] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype)).astype(
+                    "string"
+                )
             except (pa.ArrowInvalid, UnicodeDecodeError):
                 values = col.to_pylist()
                 decoded: list[str | None] = []

@@ -22,8 +22,8 @@ from sqlalchemy import (
 from mmsq.ingest import AGGREGATE_COUNTS
 
 __all__ = [
-    "delivery_events",
     "daily_aggregates",
+    "delivery_events",
     "ingest_batches",
     "metadata",
     "quarantine",

@@ -6,7 +6,7 @@ staging tables, then one set-based statement per step, all inside one transactio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,6 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection, Engine
-
 from mmsq.adapters.sql_schema import (
     daily_aggregates,
     delivery_events,
@@ -26,15 +24,65 @@ from mmsq.adapters.sql_schema import (
     quarantine,
     unknown_codes,
 )
-from mmsq.domain import QuarantinedRecord
+from sqlalchemy.engine import Connection, Engine
+
+from mmsq.domain import CAUSE_CLASSES, QuarantinedRecord
 from mmsq.ingest import AGGREGATE_COUNTS, EVENT_COLUMNS
 from mmsq.ports import StoredChunk
 
 __all__ = ["SchemaNotCurrentError", "SqlStore", "create_engine_for"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_AGG_COLUMNS = ("msisdn", "day", *AGGREGATE_COUNTS, "last_ts")
-_DEVICE_COLUMNS = ("msisdn", "imei", "tac", "seen_ts")
+
+
+def _aggregate_sql() -> str:
+    """Fold the staged (new) events into the per-subscriber daily counters, in one statement."""
+    counts = {
+        "attempts": "COUNT(*)",
+        "final": "SUM(CASE WHEN final THEN 1 ELSE 0 END)",
+        "delivered": "SUM(CASE WHEN cause = 'delivered' THEN 1 ELSE 0 END)",
+        "notified_not_fetched": (
+            "SUM(CASE WHEN notify_ok = 1 AND cause = 'not_fetched' THEN 1 ELSE 0 END)"
+        ),
+    }
+    counts.update(
+        {f"c_{c}": f"SUM(CASE WHEN cause = '{c}' THEN 1 ELSE 0 END)" for c in CAUSE_CLASSES}
+    )
+    assert tuple(counts) == AGGREGATE_COUNTS
+    names = ", ".join([*counts, "last_ts"])
+    exprs = ", ".join([*counts.values(), "MAX(submitted_ts)"])
+    sets = ", ".join(
+        [f"{c} = daily_aggregates.{c} + excluded.{c}" for c in counts]
+        + [
+            "last_ts = CASE WHEN excluded.last_ts > daily_aggregates.last_ts "
+            "THEN excluded.last_ts ELSE daily_aggregates.last_ts END"
+        ]
+    )
+    return (
+        f"INSERT INTO daily_aggregates (msisdn, day, {names}) "  # noqa: S608
+        f"SELECT msisdn, day, {exprs} FROM _stage_events WHERE true GROUP BY msisdn, day "
+        f"ON CONFLICT (msisdn, day) DO UPDATE SET {sets}"
+    )
+
+
+_AGGREGATE_SQL = _aggregate_sql()
+_DEVICES_UPSERT = (
+    "ON CONFLICT (msisdn) DO UPDATE SET imei = excluded.imei, tac = excluded.tac, "
+    "seen_ts = excluded.seen_ts WHERE excluded.seen_ts >= subscriber_devices.seen_ts"
+)
+# The newest IMEI per subscriber among the new events. SQLite returns the row of MAX() for
+# bare columns; PostgreSQL says the same with DISTINCT ON.
+_DEVICES_SQL_SQLITE = (
+    "INSERT INTO subscriber_devices (msisdn, imei, tac, seen_ts) "
+    "SELECT msisdn, imei, substr(imei, 1, 8), MAX(submitted_ts) FROM _stage_events "
+    "WHERE imei IS NOT NULL GROUP BY msisdn " + _DEVICES_UPSERT
+)
+_DEVICES_SQL_PG = (
+    "INSERT INTO subscriber_devices (msisdn, imei, tac, seen_ts) "
+    "SELECT DISTINCT ON (msisdn) msisdn, imei, substr(imei, 1, 8), submitted_ts "
+    "FROM _stage_events WHERE imei IS NOT NULL ORDER BY msisdn, submitted_ts DESC "
+    + _DEVICES_UPSERT
+)
 
 
 class SchemaNotCurrentError(RuntimeError):
@@ -145,59 +193,28 @@ class SqlStore:
 
     # -- EventStore ----------------------------------------------------------------------
 
-    def ingest_events(
-        self,
-        events: pd.DataFrame,
-        aggregate: Callable[[pd.DataFrame], pd.DataFrame],
-        devices: Callable[[pd.DataFrame], pd.DataFrame],
-    ) -> StoredChunk:
+    def ingest_events(self, events: pd.DataFrame) -> StoredChunk:
         if events.empty:
             return StoredChunk(0, 0)
         with self.engine.begin() as conn:
-            self._temp_table(conn, "_stage_keys", "delivery_events", ["event_key"])
-            keys = events["event_key"].sort_values()
-            self._load(conn, "_stage_keys", ["event_key"], ((int(k),) for k in keys.to_numpy()))
-            dup = conn.exec_driver_sql(
-                "SELECT s.event_key FROM _stage_keys s "
-                "JOIN delivery_events e ON e.event_key = s.event_key"
-            ).scalars().all()
-            fresh = events[~events["event_key"].isin(dup)] if dup else events
-            if fresh.empty:
-                return StoredChunk(0, len(dup))
-            self._load(conn, "delivery_events", EVENT_COLUMNS, _rows(fresh, EVENT_COLUMNS))
-            self._upsert_aggregates(conn, aggregate(fresh))
-            self._upsert_devices(conn, devices(fresh))
-        return StoredChunk(len(fresh), len(dup))
-
-    def _upsert_aggregates(self, conn: Connection, agg: pd.DataFrame) -> None:
-        if agg.empty:
-            return
-        self._temp_table(conn, "_stage_agg", "daily_aggregates", _AGG_COLUMNS)
-        self._load(conn, "_stage_agg", _AGG_COLUMNS, _rows(agg, _AGG_COLUMNS))
-        cols = ", ".join(_AGG_COLUMNS)
-        sets = ", ".join(
-            [f"{c} = daily_aggregates.{c} + excluded.{c}" for c in AGGREGATE_COUNTS]
-            + [
-                "last_ts = CASE WHEN excluded.last_ts > daily_aggregates.last_ts "
-                "THEN excluded.last_ts ELSE daily_aggregates.last_ts END"
-            ]
-        )
-        conn.exec_driver_sql(
-            f"INSERT INTO daily_aggregates ({cols}) SELECT {cols} FROM _stage_agg WHERE true "  # noqa: S608
-            f"ON CONFLICT (msisdn, day) DO UPDATE SET {sets}"
-        )
-
-    def _upsert_devices(self, conn: Connection, dev: pd.DataFrame) -> None:
-        if dev.empty:
-            return
-        self._temp_table(conn, "_stage_dev", "subscriber_devices", _DEVICE_COLUMNS)
-        self._load(conn, "_stage_dev", _DEVICE_COLUMNS, _rows(dev, _DEVICE_COLUMNS))
-        cols = ", ".join(_DEVICE_COLUMNS)
-        conn.exec_driver_sql(
-            f"INSERT INTO subscriber_devices ({cols}) SELECT {cols} FROM _stage_dev WHERE true "  # noqa: S608
-            "ON CONFLICT (msisdn) DO UPDATE SET imei = excluded.imei, tac = excluded.tac, "
-            "seen_ts = excluded.seen_ts WHERE excluded.seen_ts >= subscriber_devices.seen_ts"
-        )
+            self._temp_table(conn, "_stage_events", "delivery_events", EVENT_COLUMNS)
+            self._load(conn, "_stage_events", EVENT_COLUMNS, _rows(events, EVENT_COLUMNS))
+            duplicates = conn.exec_driver_sql(
+                "DELETE FROM _stage_events WHERE event_key IN "
+                "(SELECT event_key FROM delivery_events)"
+            ).rowcount
+            stored = len(events) - duplicates
+            if stored == 0:
+                return StoredChunk(0, duplicates)
+            cols = ", ".join(EVENT_COLUMNS)
+            conn.exec_driver_sql(
+                f"INSERT INTO delivery_events ({cols}) SELECT {cols} FROM _stage_events"  # noqa: S608
+            )
+            conn.exec_driver_sql(_AGGREGATE_SQL)
+            conn.exec_driver_sql(
+                _DEVICES_SQL_PG if self.dialect == "postgresql" else _DEVICES_SQL_SQLITE
+            )
+        return StoredChunk(stored, duplicates)
 
     def add_quarantine(self, batch_id: str, records: list[QuarantinedRecord]) -> None:
         if not records:
@@ -206,8 +223,13 @@ class SqlStore:
             conn.execute(
                 quarantine.insert(),
                 [
-                    {"batch_id": batch_id, "source": r.source, "line": r.line,
-                     "reason": r.reason, "raw": r.raw[:2000]}
+                    {
+                        "batch_id": batch_id,
+                        "source": r.source,
+                        "line": r.line,
+                        "reason": r.reason,
+                        "raw": r.raw[:2000],
+                    }
                     for r in records
                 ],
             )
@@ -226,18 +248,25 @@ class SqlStore:
                 if not updated:
                     conn.execute(
                         table.insert().values(
-                            namespace=ns[:32], code=code[:64], count=n,
-                            first_seen=seen_at, last_seen=seen_at,
+                            namespace=ns[:32],
+                            code=code[:64],
+                            count=n,
+                            first_seen=seen_at,
+                            last_seen=seen_at,
                         )
                     )
 
     def start_batch(self, batch_id: str, source: str, started_at: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                ingest_batches.insert().values(batch_id=batch_id, kind=source, started_at=started_at)
+                ingest_batches.insert().values(
+                    batch_id=batch_id, kind=source, started_at=started_at
+                )
             )
 
-    def finish_batch(self, batch_id: str, finished_at: datetime, summary: dict[str, object]) -> None:
+    def finish_batch(
+        self, batch_id: str, finished_at: datetime, summary: dict[str, object]
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 ingest_batches.update()
@@ -269,6 +298,8 @@ class SqlStore:
     def daily_rows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(daily_aggregates).order_by(daily_aggregates.c.msisdn, daily_aggregates.c.day)
+                sa.select(daily_aggregates).order_by(
+                    daily_aggregates.c.msisdn, daily_aggregates.c.day
+                )
             )
             return [dict(r._mapping) for r in rows]

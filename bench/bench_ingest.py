@@ -63,8 +63,10 @@ def main() -> int:
     cdr = work / "cdr.csv"
     t = time.perf_counter()
     rows = write_cdr(cdr, CdrSpec(subscribers=args.subscribers, malformed_share=0.01))
-    print(f"generated {rows:,} rows ({cdr.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s",
-          file=sys.stderr)
+    print(
+        f"generated {rows:,} rows ({cdr.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s",
+        file=sys.stderr,
+    )
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMSQ_")}
     env["MMSQ_DATA_DIR"] = str(work / "var")
@@ -73,7 +75,9 @@ def main() -> int:
     subprocess.run([*mmsq, "db", "upgrade"], env=env, check=True, capture_output=True)
 
     t = time.perf_counter()
-    proc = subprocess.run([*mmsq, "ingest", "--json", str(cdr)], env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [*mmsq, "ingest", "--json", str(cdr)], env=env, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - t
     if proc.returncode != 0:
         print(proc.stderr, file=sys.stderr)
@@ -84,10 +88,14 @@ def main() -> int:
     rate = rows / elapsed
     print(f"command: python bench/bench_ingest.py --subscribers {args.subscribers}")
     print(f"machine: {machine()}")
-    print(f"rows in file: {rows:,}  stored: {summary['stored']:,}  quarantined: {summary['quarantined']:,}")
+    print(
+        f"rows in file: {rows:,}  stored: {summary['stored']:,}  quarantined: {summary['quarantined']:,}"
+    )
     print(f"ingest end to end: {elapsed:.1f} s = {rate:,.0f} records/s (target >= 300,000)")
     print(f"peak RSS of the ingest process: {peak_rss_mib:,.0f} MiB (target <= 2048)")
-    print(f"bare pyarrow read of the same file: {bare:.2f} s; ratio ingest/bare read: {elapsed / bare:.1f}x")
+    print(
+        f"bare pyarrow read of the same file: {bare:.2f} s; ratio ingest/bare read: {elapsed / bare:.1f}x"
+    )
     if not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -73,7 +73,10 @@ class Classifier:
         for r in ns.ranges:
             if r.from_ <= value <= r.to:
                 return Classification(
-                    cause=r.cause, final=r.final, retry=r.retry, known=True,
+                    cause=r.cause,
+                    final=r.final,
+                    retry=r.retry,
+                    known=True,
                     provenance=r.provenance,
                 )
         return None

@@ -154,7 +154,9 @@ def rules_check(
         raise typer.Exit(1) from None
     counts = {name: len(ns.codes) for name, ns in rules.status_codes.namespaces.items()}
     if as_json:
-        _emit_json({"ok": True, "directory": str(target) if target else None, "status_codes": counts})
+        _emit_json(
+            {"ok": True, "directory": str(target) if target else None, "status_codes": counts}
+        )
     else:
         out.print(
             f"[green]✓[/] rules valid ({'shipped' if target is None else f'shipped + {target}'}): "
@@ -169,7 +171,9 @@ def _expand(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")))
+            files.extend(
+                sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            )
         else:
             files.append(p)
     return files
@@ -188,7 +192,7 @@ def _render_summary(summary: dict[str, Any]) -> None:
     )
     if summary["unknown_codes"]:
         top = list(summary["unknown_codes"].items())[:10]
-        out.print("unknown codes: " + ", ".join(f"{k} ×{v}" for k, v in top))
+        out.print("unknown codes: " + ", ".join(f"{k} x{v}" for k, v in top))
     for src, why in summary["failed_sources"].items():
         err.print(f"[red]could not read[/] {src}: {why}", highlight=False)
 
@@ -200,10 +204,17 @@ def run_ingest(settings: Settings, paths: list[Path], as_json: bool) -> dict[str
     readers = [CdrFileReader(f, settings.ingest.chunk_bytes) for f in files]
     total = sum(r.total_bytes or 0 for r in readers)
     show = not as_json and err.is_terminal
-    with _app_for(settings) as a, Progress(
-        TextColumn("[bold]ingest"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        console=err, disable=not show,
-    ) as progress:
+    with (
+        _app_for(settings) as a,
+        Progress(
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show,
+        ) as progress,
+    ):
         task = progress.add_task("ingest", total=total or None)
         done_before: dict[str, int] = {}
 
@@ -244,7 +255,9 @@ def quarantine_export(
     with _app_for(settings) as a:
         rows = a.store.quarantine_rows(batch)
     with dest.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=["batch_id", "source", "line", "reason", "raw"], extrasaction="ignore")
+        w = csv.DictWriter(
+            fh, fieldnames=["batch_id", "source", "line", "reason", "raw"], extrasaction="ignore"
+        )
         w.writeheader()
         w.writerows(rows)
     out.print(f"wrote {len(rows)} quarantined records to {dest}")

@@ -30,29 +30,56 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "IngestService",
     "IngestSummary",
-    "aggregate_daily",
-    "latest_devices",
     "reports_to_frame",
 ]
 
 log = structlog.get_logger(__name__)
 
 INPUT_COLUMNS: tuple[str, ...] = (
-    "msisdn", "message_id", "edition", "submitted_at", "done_at", "status_source",
-    "status_code", "notify_status", "imei", "region", "error_code",
+    "msisdn",
+    "message_id",
+    "edition",
+    "submitted_at",
+    "done_at",
+    "status_source",
+    "status_code",
+    "notify_status",
+    "imei",
+    "region",
+    "error_code",
 )
 REQUIRED_COLUMNS: tuple[str, ...] = (
-    "msisdn", "message_id", "edition", "submitted_at", "status_source", "status_code",
+    "msisdn",
+    "message_id",
+    "edition",
+    "submitted_at",
+    "status_source",
+    "status_code",
 )
 #: Columns of the events frame handed to the store, in order.
 EVENT_COLUMNS: tuple[str, ...] = (
-    "event_key", "msisdn", "message_id", "edition", "status_source", "status_code",
-    "error_code", "cause", "final", "notify_ok", "imei", "region", "submitted_ts", "done_ts",
+    "event_key",
+    "msisdn",
+    "message_id",
+    "edition",
+    "status_source",
+    "status_code",
+    "error_code",
+    "cause",
+    "final",
+    "notify_ok",
+    "imei",
+    "region",
+    "submitted_ts",
+    "done_ts",
     "day",
 )
 #: Counters kept per (msisdn, day); each is summed on upsert.
 AGGREGATE_COUNTS: tuple[str, ...] = (
-    "attempts", "final", "delivered", "notified_not_fetched",
+    "attempts",
+    "final",
+    "delivered",
+    "notified_not_fetched",
     *(f"c_{c}" for c in CAUSE_CLASSES),
 )
 
@@ -103,15 +130,13 @@ def _parse_times(raw: pd.Series, tz: ZoneInfo) -> pd.Series:
     present = ~_blank(s)
     has_offset = present & s.str.contains(_OFFSET, regex=True, na=False)
     if has_offset.any():
-        out[has_offset] = pd.to_datetime(
-            s[has_offset], format="ISO8601", utc=True, errors="coerce"
-        )
+        out[has_offset] = pd.to_datetime(s[has_offset], format="ISO8601", utc=True, errors="coerce")
     naive = present & ~has_offset
     if naive.any():
         local = pd.to_datetime(s[naive], format="ISO8601", errors="coerce")
-        out[naive] = local.dt.tz_localize(
-            tz, ambiguous="NaT", nonexistent="NaT"
-        ).dt.tz_convert(_UTC)
+        out[naive] = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert(
+            _UTC
+        )
     return out
 
 
@@ -119,49 +144,6 @@ def _epoch_seconds(ts: pd.Series) -> pd.Series:
     values = ts.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT"))
     secs = pd.Series(values.astype("datetime64[s]").astype("int64"), index=ts.index)
     return secs.where(ts.notna()).astype("Int64")
-
-
-def aggregate_daily(events: pd.DataFrame) -> pd.DataFrame:
-    """Per (msisdn, day) counters of newly stored events: attempts, outcomes, causes."""
-    if events.empty:
-        return pd.DataFrame(columns=["msisdn", "day", *AGGREGATE_COUNTS, "last_ts"])
-    cause = pd.Categorical(events["cause"], categories=list(CAUSE_CLASSES))
-    counts = pd.DataFrame(
-        {
-            "msisdn": events["msisdn"].to_numpy(),
-            "day": events["day"].to_numpy(),
-            "attempts": 1,
-            "final": events["final"].astype("int64").to_numpy(),
-            "delivered": (events["cause"] == CauseClass.DELIVERED.value).astype("int64").to_numpy(),
-            "notified_not_fetched": (
-                (events["notify_ok"].fillna(0).astype("int64") == 1)
-                & (events["cause"] == CauseClass.NOT_FETCHED.value)
-            ).astype("int64").to_numpy(),
-            "last_ts": events["submitted_ts"].astype("int64").to_numpy(),
-        }
-    )
-    onehot = pd.get_dummies(cause, prefix="c", prefix_sep="_", dtype="int64")
-    onehot.index = counts.index
-    counts = pd.concat([counts, onehot], axis=1)
-    agg = {c: "sum" for c in AGGREGATE_COUNTS}
-    agg["last_ts"] = "max"
-    return counts.groupby(["msisdn", "day"], sort=False, observed=True).agg(agg).reset_index()
-
-
-def latest_devices(events: pd.DataFrame) -> pd.DataFrame:
-    """The last IMEI seen per subscriber among these events."""
-    with_imei = events.loc[events["imei"].notna(), ["msisdn", "imei", "submitted_ts"]]
-    if with_imei.empty:
-        return pd.DataFrame(columns=["msisdn", "imei", "tac", "seen_ts"])
-    last = with_imei.sort_values("submitted_ts").drop_duplicates("msisdn", keep="last")
-    return pd.DataFrame(
-        {
-            "msisdn": last["msisdn"].to_numpy(),
-            "imei": last["imei"].to_numpy(),
-            "tac": last["imei"].str.slice(0, 8).to_numpy(),
-            "seen_ts": last["submitted_ts"].astype("int64").to_numpy(),
-        }
-    )
 
 
 def reports_to_frame(reports: Iterable[DeliveryReport], first_line: int = 1) -> pd.DataFrame:
@@ -174,7 +156,8 @@ def reports_to_frame(reports: Iterable[DeliveryReport], first_line: int = 1) -> 
                 "message_id": r.message_id,
                 "edition": r.edition or "",
                 "submitted_at": (r.submitted_at or r.done_at).isoformat()
-                if (r.submitted_at or r.done_at) else "",
+                if (r.submitted_at or r.done_at)
+                else "",
                 "done_at": r.done_at.isoformat() if r.done_at else "",
                 "status_source": r.status_source,
                 "status_code": r.status_code,
@@ -268,9 +251,7 @@ class IngestService:
             self._store.record_unknown_codes(by_key, self._clock.now())
         unique = events.drop_duplicates("event_key")
         summary.duplicates += len(events) - len(unique)
-        result = self._store.ingest_events(
-            unique.loc[:, list(EVENT_COLUMNS)], aggregate_daily, latest_devices
-        )
+        result = self._store.ingest_events(unique.loc[:, list(EVENT_COLUMNS)])
         summary.stored += result.stored
         summary.duplicates += result.duplicates
 
@@ -326,12 +307,16 @@ class IngestService:
         sub = submitted[ok]
         out["submitted_ts"] = _epoch_seconds(sub)
         out["done_ts"] = _epoch_seconds(done[ok])
-        local_days = sub.dt.tz_convert(self._tz).dt.tz_localize(None).to_numpy(
-            dtype="datetime64[ns]"
-        ).astype("datetime64[D]")
+        local_days = (
+            sub.dt.tz_convert(self._tz)
+            .dt.tz_localize(None)
+            .to_numpy(dtype="datetime64[ns]")
+            .astype("datetime64[D]")
+        )
         days = pd.Categorical(local_days)
         out["day"] = pd.Categorical.from_codes(
-            days.codes, categories=[str(d) for d in np.asarray(days.categories, dtype="datetime64[D]")]
+            days.codes,
+            categories=[str(d) for d in np.asarray(days.categories, dtype="datetime64[D]")],
         ).astype(str)
         key_frame = pd.DataFrame(
             {
@@ -351,9 +336,7 @@ class IngestService:
         combos = out[["status_source", "status_code", "error_code"]].drop_duplicates()
         table = []
         for ns, code, err in combos.itertuples(index=False, name=None):
-            c = self._classifier.lookup(
-                str(ns), str(code), None if pd.isna(err) else str(err)
-            )
+            c = self._classifier.lookup(str(ns), str(code), None if pd.isna(err) else str(err))
             table.append((ns, code, err, c.cause.value, c.final, c.known))
         mapping = pd.DataFrame(
             table,
@@ -374,8 +357,7 @@ class IngestService:
             codes = pd.unique(s[present].to_numpy())
             ok = {
                 c: int(
-                    self._classifier.lookup(self._notify_ns, str(c)).cause
-                    is CauseClass.DELIVERED
+                    self._classifier.lookup(self._notify_ns, str(c)).cause is CauseClass.DELIVERED
                 )
                 for c in codes
             }

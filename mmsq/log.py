@@ -14,7 +14,9 @@ from mmsq.msisdn import mask_text
 __all__ = ["configure_logging", "mask_msisdns"]
 
 
-def mask_msisdns(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def mask_msisdns(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Processor: mask every phone number in every string value of the event."""
     for key, value in list(event.items()):
         if isinstance(value, str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -54,13 +54,9 @@ class StoredChunk:
 class EventStore(Protocol):
     """Persistence of delivery events, their daily aggregates, quarantine and unknown codes."""
 
-    def ingest_events(
-        self,
-        events: pd.DataFrame,
-        aggregate: Callable[[pd.DataFrame], pd.DataFrame],
-        devices: Callable[[pd.DataFrame], pd.DataFrame],
-    ) -> StoredChunk:
-        """Store the events not stored before and fold them into the daily aggregates.
+    def ingest_events(self, events: pd.DataFrame) -> StoredChunk:
+        """Store the events not stored before; fold them into the daily aggregates
+        (``AGGREGATE_COUNTS`` per subscriber and local day) and the latest device per subscriber.
 
         Atomic: events, aggregates and devices are written in one transaction, so an
         interrupted ingest can be re-run and neither loses nor double-counts anything.
@@ -69,10 +65,14 @@ class EventStore(Protocol):
 
     def add_quarantine(self, batch_id: str, records: list[QuarantinedRecord]) -> None: ...
 
-    def record_unknown_codes(self, counts: dict[tuple[str, str], int], seen_at: datetime) -> None: ...
+    def record_unknown_codes(
+        self, counts: dict[tuple[str, str], int], seen_at: datetime
+    ) -> None: ...
 
     def start_batch(self, batch_id: str, source: str, started_at: datetime) -> None: ...
 
-    def finish_batch(self, batch_id: str, finished_at: datetime, summary: dict[str, object]) -> None: ...
+    def finish_batch(
+        self, batch_id: str, finished_at: datetime, summary: dict[str, object]
+    ) -> None: ...
 
     def purge_events(self, before: datetime) -> int: ...

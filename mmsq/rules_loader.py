@@ -70,7 +70,6 @@ def merge_status_codes(base: dict[str, Any], override: dict[str, Any]) -> dict[s
     return merged
 
 
-
 def load_rules(operator_dir: Path | None = None, shipped_dir: Path | None = None) -> RuleSet:
     """The validated rule set; raises RulesError listing every problem found."""
     shipped = shipped_dir or shipped_rules_dir()

@@ -17,8 +17,16 @@ import pandas as pd
 __all__ = ["CDR_HEADER", "CdrSpec", "write_cdr"]
 
 CDR_HEADER = (
-    "msisdn", "message_id", "edition", "submitted_at", "done_at", "status_source",
-    "status_code", "notify_status", "imei", "region",
+    "msisdn",
+    "message_id",
+    "edition",
+    "submitted_at",
+    "done_at",
+    "status_source",
+    "status_code",
+    "notify_status",
+    "imei",
+    "region",
 )
 
 # (share of subscribers, [(status_source, status_code, notify_status), ...]) per handset state.
@@ -88,7 +96,9 @@ def _frame(spec: CdrSpec) -> pd.DataFrame:
             pd.DataFrame(
                 {
                     "msisdn": msisdn,
-                    "message_id": np.char.add(f"{spec.day:%y%m%d}{e_idx}", np.arange(n).astype(str)),
+                    "message_id": np.char.add(
+                        f"{spec.day:%y%m%d}{e_idx}", np.arange(n).astype(str)
+                    ),
                     "edition": f"{spec.product}-{spec.day:%Y%m%d}-{edition}",
                     "submitted_at": sub_ts.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
                     "done_at": done_ts.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
@@ -106,13 +116,31 @@ def _frame(spec: CdrSpec) -> pd.DataFrame:
 def _malform(df: pd.DataFrame, spec: CdrSpec) -> list[str]:
     rng = np.random.default_rng(spec.seed + 1)
     lines = (
-        df["msisdn"] + "," + df["message_id"] + "," + df["edition"] + "," + df["submitted_at"]
-        + "," + df["done_at"] + "," + df["status_source"] + "," + df["status_code"] + ","
-        + df["notify_status"] + "," + df["imei"] + "," + df["region"]
+        df["msisdn"]
+        + ","
+        + df["message_id"]
+        + ","
+        + df["edition"]
+        + ","
+        + df["submitted_at"]
+        + ","
+        + df["done_at"]
+        + ","
+        + df["status_source"]
+        + ","
+        + df["status_code"]
+        + ","
+        + df["notify_status"]
+        + ","
+        + df["imei"]
+        + ","
+        + df["region"]
     ).tolist()
     n_bad = int(len(lines) * spec.malformed_share)
     kinds = ["missing", "time", "msisdn", "columns"]
-    for i, k in zip(rng.choice(len(lines), size=n_bad, replace=False), rng.integers(0, 4, n_bad), strict=True):
+    for i, k in zip(
+        rng.choice(len(lines), size=n_bad, replace=False), rng.integers(0, 4, n_bad), strict=True
+    ):
         f = lines[i].split(",")
         kind = kinds[int(k)]
         if kind == "missing":

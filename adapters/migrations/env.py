@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from alembic import context
-
 from mmsq.adapters.sql_schema import metadata
 
 connection = context.config.attributes["connection"]

@@ -9,16 +9,22 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from mmsq.simulators.cdr_generator import CdrSpec, write_cdr
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MMSQ_")}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "mmsq", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -67,8 +73,10 @@ def test_nothing_readable_exits_non_zero(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("env", "key"),
-    [({"MMSQ_INGEST__RETENTION_DAYS": "-3"}, "ingest.retention_days"),
-     ({"MMSQ_LOG__LEVEL": "LOUD"}, "log.level")],
+    [
+        ({"MMSQ_INGEST__RETENTION_DAYS": "-3"}, "ingest.retention_days"),
+        ({"MMSQ_LOG__LEVEL": "LOUD"}, "log.level"),
+    ],
 )
 def test_bad_setting_exits_2_naming_the_key(tmp_path: Path, env: dict[str, str], key: str) -> None:
     r = run(["db", "upgrade"], tmp_path, env)

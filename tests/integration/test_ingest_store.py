@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from mmsq.adapters.cdr_csv import CdrFileError, CdrFileReader
 from mmsq.adapters.sql_schema import delivery_events, subscriber_devices
 from mmsq.adapters.sql_store import SchemaNotCurrentError, SqlStore
+
 from mmsq.classify import Classifier
 from mmsq.ingest import IngestService
 from mmsq.msisdn import MsisdnNormaliser
@@ -99,7 +99,9 @@ def test_cdr_rows_are_classified_stored_and_aggregated(
 def test_quarantine_keeps_line_numbers_and_reasons(
     tmp_path: Path, store: SqlStore, service: IngestService
 ) -> None:
-    path = write(tmp_path / "a.csv", ROWS, raw_tail=b"13500135000,m10,e,\xff\xfe,,mm7,Retrieved,,,,x\n")
+    path = write(
+        tmp_path / "a.csv", ROWS, raw_tail=b"13500135000,m10,e,\xff\xfe,,mm7,Retrieved,,,,x\n"
+    )
     summary = service.ingest([CdrFileReader(path)])
     got = {r["line"]: r["reason"] for r in store.quarantine_rows(summary.batch_id)}
     assert got == {

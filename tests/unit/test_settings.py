@@ -7,7 +7,9 @@ import pytest
 from mmsq.settings import ConfigError, load_settings
 
 
-def test_defaults_use_sqlite_under_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_defaults_use_sqlite_under_the_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     s = load_settings()
     assert s.database_url == "sqlite:///var/mmsq.db"
@@ -42,7 +44,9 @@ def test_environment_overrides_nested_settings_over_the_file(
         ("[ingest\n", "not valid TOML"),
     ],
 )
-def test_bad_setting_gives_one_message_naming_the_key(tmp_path: Path, body: str, expected: str) -> None:
+def test_bad_setting_gives_one_message_naming_the_key(
+    tmp_path: Path, body: str, expected: str
+) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(body)
     with pytest.raises(ConfigError, match="configuration error") as info:

@@ -8,7 +8,6 @@ Create Date: 2026-11-22
 from __future__ import annotations
 
 from alembic import op
-
 from mmsq.adapters.sql_schema import (
     daily_aggregates,
     delivery_events,
@@ -24,7 +23,11 @@ branch_labels = None
 depends_on = None
 
 _TABLES = (
-    delivery_events, daily_aggregates, subscriber_devices, quarantine, unknown_codes,
+    delivery_events,
+    daily_aggregates,
+    subscriber_devices,
+    quarantine,
+    unknown_codes,
     ingest_batches,
 )
 
