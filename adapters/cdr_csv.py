@@ -48,7 +48,11 @@ class CdrFileReader:
         if not self.path.is_file():
             raise CdrFileError(f"{self.path}: no such file")
         with self.path.open("rb") as raw_fh:
-            fh: IO[bytes] = gzip.GzipFile(fileobj=raw_fh, mode="rb") if _is_gzip(raw_fh) else raw_fh
+            fh: IO[bytes] = (
+                gzip.GzipFile(fileobj=raw_fh, mode="rb")  # type: ignore[assignment]
+                if _is_gzip(raw_fh)
+                else raw_fh
+            )
             try:
                 yield from self._stream(fh, raw_fh)
             finally:
@@ -86,9 +90,7 @@ class CdrFileReader:
                     data += b"\n"
             lines = data.count(b"\n")
             chunk = self._parse(data, header, next_line)
-            chunk.bytes_read = (
-                raw_fh.tell() if not isinstance(fh, gzip.GzipFile) else fh.fileobj.tell()
-            )  # type: ignore[union-attr]
+            chunk.bytes_read = raw_fh.tell()
             next_line += lines
             yield chunk
 
@@ -104,7 +106,8 @@ class CdrFileReader:
                     QuarantinedRecord(
                         self.source,
                         line,
-                        f"wrong column count: {row.actual_columns} (header has {row.expected_columns})",
+                        f"wrong column count: {row.actual_columns} "
+                        f"(header has {row.expected_columns})",
                         row.text,
                     )
                 )
@@ -159,9 +162,10 @@ class CdrFileReader:
                 columns[name] = pd.Series(decoded, dtype="string")
         frame = pd.DataFrame(columns)
         frame["_line"] = lines
-        for i in np.flatnonzero(undecodable & ~empty):
+        for bad_row in np.flatnonzero(undecodable & ~empty):
+            i = int(bad_row)
             raw = ",".join(
-                (table.column(c)[int(i)].as_py() or b"").decode("utf-8", "replace")
+                (table.column(c)[i].as_py() or b"").decode("utf-8", "replace")
                 for c in table.column_names
             )
             bad.append(

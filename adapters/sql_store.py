@@ -59,7 +59,7 @@ def _aggregate_sql() -> str:
         ]
     )
     return (
-        f"INSERT INTO daily_aggregates (msisdn, day, {names}) "  # noqa: S608
+        f"INSERT INTO daily_aggregates (msisdn, day, {names}) "
         f"SELECT msisdn, day, {exprs} FROM _stage_events WHERE true GROUP BY msisdn, day "
         f"ON CONFLICT (msisdn, day) DO UPDATE SET {sets}"
     )
@@ -175,7 +175,7 @@ class SqlStore:
         marks = ", ".join("?" * len(columns))
         cur = raw.cursor()  # type: ignore[union-attr]
         try:
-            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)  # noqa: S608
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
         finally:
             cur.close()
 
@@ -183,13 +183,13 @@ class SqlStore:
         cols = ", ".join(columns)
         if self.dialect == "postgresql":
             conn.exec_driver_sql(
-                f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} WITH NO DATA"  # noqa: S608
+                f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} WITH NO DATA"
             )
         else:
             conn.exec_driver_sql(
-                f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} WHERE 0"  # noqa: S608
+                f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} WHERE 0"
             )
-        conn.exec_driver_sql(f"DELETE FROM {name}")  # noqa: S608
+        conn.exec_driver_sql(f"DELETE FROM {name}")
 
     # -- EventStore ----------------------------------------------------------------------
 
@@ -208,7 +208,7 @@ class SqlStore:
                 return StoredChunk(0, duplicates)
             cols = ", ".join(EVENT_COLUMNS)
             conn.exec_driver_sql(
-                f"INSERT INTO delivery_events ({cols}) SELECT {cols} FROM _stage_events"  # noqa: S608
+                f"INSERT INTO delivery_events ({cols}) SELECT {cols} FROM _stage_events"
             )
             conn.exec_driver_sql(_AGGREGATE_SQL)
             conn.exec_driver_sql(

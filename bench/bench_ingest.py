@@ -64,7 +64,8 @@ def main() -> int:
     t = time.perf_counter()
     rows = write_cdr(cdr, CdrSpec(subscribers=args.subscribers, malformed_share=0.01))
     print(
-        f"generated {rows:,} rows ({cdr.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s",
+        f"generated {rows:,} rows ({cdr.stat().st_size / 2**20:.0f} MiB) "
+        f"in {time.perf_counter() - t:.1f} s",
         file=sys.stderr,
     )
 
@@ -89,12 +90,14 @@ def main() -> int:
     print(f"command: python bench/bench_ingest.py --subscribers {args.subscribers}")
     print(f"machine: {machine()}")
     print(
-        f"rows in file: {rows:,}  stored: {summary['stored']:,}  quarantined: {summary['quarantined']:,}"
+        f"rows in file: {rows:,}  stored: {summary['stored']:,}  "
+        f"quarantined: {summary['quarantined']:,}"
     )
     print(f"ingest end to end: {elapsed:.1f} s = {rate:,.0f} records/s (target >= 300,000)")
     print(f"peak RSS of the ingest process: {peak_rss_mib:,.0f} MiB (target <= 2048)")
     print(
-        f"bare pyarrow read of the same file: {bare:.2f} s; ratio ingest/bare read: {elapsed / bare:.1f}x"
+        f"bare pyarrow read of the same file: {bare:.2f} s; "
+        f"ratio ingest/bare read: {elapsed / bare:.1f}x"
     )
     if not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -222,8 +222,8 @@ def run_ingest(settings: Settings, paths: list[Path], as_json: bool) -> dict[str
             progress.advance(task, bytes_read - done_before.get(source, 0))
             done_before[source] = bytes_read
 
-        summary = a.ingest.ingest(readers, progress=on_progress).as_dict()
-    return summary
+        result: dict[str, Any] = a.ingest.ingest(readers, progress=on_progress).as_dict()
+    return result
 
 
 @app.command("ingest")

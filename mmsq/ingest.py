@@ -123,6 +123,11 @@ def _blank(s: pd.Series) -> pd.Series:
     return s.isna() | (s.str.strip() == "")
 
 
+def _none_if_blank(s: pd.Series) -> pd.Series:
+    stripped = s.str.strip()
+    return stripped.where(stripped != "")
+
+
 def _parse_times(raw: pd.Series, tz: ZoneInfo) -> pd.Series:
     """ISO 8601 text -> UTC timestamps; text without an offset is read in the operator's zone."""
     s = raw.str.strip()
@@ -150,14 +155,13 @@ def reports_to_frame(reports: Iterable[DeliveryReport], first_line: int = 1) -> 
     """Single reports (MM7 DeliveryReportReq, SMPP receipts) in the shape of a CDR chunk."""
     rows = []
     for i, r in enumerate(reports):
+        when = r.submitted_at or r.done_at
         rows.append(
             {
                 "msisdn": r.msisdn,
                 "message_id": r.message_id,
                 "edition": r.edition or "",
-                "submitted_at": (r.submitted_at or r.done_at).isoformat()
-                if (r.submitted_at or r.done_at)
-                else "",
+                "submitted_at": when.isoformat() if when else "",
                 "done_at": r.done_at.isoformat() if r.done_at else "",
                 "status_source": r.status_source,
                 "status_code": r.status_code,
@@ -236,12 +240,13 @@ class IngestService:
         summary.records += len(events)
         if events.empty:
             return
-        summary.by_cause.update(events["cause"].value_counts().to_dict())
+        summary.by_cause.update({str(k): int(v) for k, v in events["cause"].value_counts().items()})
         unknown = events.loc[~events["_known"], ["status_source", "status_code"]]
         if not unknown.empty:
             counts = unknown.value_counts()
             by_key: dict[tuple[str, str], int] = {
-                (str(ns), str(code)): int(n) for (ns, code), n in counts.items()
+                (str(key[0]), str(key[1])): int(n)  # type: ignore[index]
+                for key, n in counts.items()
             }
             for (ns, code), n in by_key.items():
                 summary.unknown_codes[f"{ns}:{code}"] += n
@@ -296,8 +301,8 @@ class IngestService:
                 "edition": df.loc[ok, "edition"].str.strip(),
                 "status_source": df.loc[ok, "status_source"].str.strip().str.lower(),
                 "status_code": df.loc[ok, "status_code"].str.strip(),
-                "error_code": df.loc[ok, "error_code"].str.strip().replace("", pd.NA),
-                "region": df.loc[ok, "region"].str.strip().replace("", pd.NA),
+                "error_code": _none_if_blank(df.loc[ok, "error_code"]),
+                "region": _none_if_blank(df.loc[ok, "region"]),
             }
         )
         imei = df.loc[ok, "imei"].str.strip()
@@ -314,10 +319,8 @@ class IngestService:
             .astype("datetime64[D]")
         )
         days = pd.Categorical(local_days)
-        out["day"] = pd.Categorical.from_codes(
-            days.codes,
-            categories=[str(d) for d in np.asarray(days.categories, dtype="datetime64[D]")],
-        ).astype(str)
+        categories = np.asarray(days.categories, dtype="datetime64[D]").astype(str)
+        out["day"] = categories[days.codes]
         key_frame = pd.DataFrame(
             {
                 "m": out["msisdn"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,7 +74,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     server = request.getfixturevalue("pg_server")
     url = server.create_database()
     yield url
-    try:
+    # Best effort: the whole cluster is thrown away at the end of the session anyway.
+    with contextlib.suppress(Exception):
         server.drop_database(url.rsplit("/", 1)[1])
-    except Exception:  # noqa: BLE001 - best effort; the cluster is thrown away anyway
-        pass

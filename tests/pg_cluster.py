@@ -69,8 +69,16 @@ class ThrowawayPostgres:
                 pwd.getpwnam(USER)
             except KeyError:
                 subprocess.run(
-                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
-                    check=True, capture_output=True,
+                    [
+                        "useradd",
+                        "--system",
+                        "--no-create-home",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        USER,
+                    ],
+                    check=True,
+                    capture_output=True,
                 )
             self._user = USER
             shutil.chown(self.dir, USER, USER)
@@ -81,8 +89,18 @@ class ThrowawayPostgres:
             if self._user:
                 shutil.chown(p, self._user, self._user)
         initdb = self._run(
-            [str(_bin("initdb")), "-D", str(data), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--no-sync", "--locale=C"]
+            [
+                str(_bin("initdb")),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ]
         )
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed: {initdb.stderr[-2000:]}")
@@ -91,7 +109,19 @@ class ThrowawayPostgres:
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
         )
         start = self._run(
-            [str(_bin("pg_ctl")), "start", "-w", "-t", "60", "-D", str(data), "-l", str(log), "-o", opts]
+            [
+                str(_bin("pg_ctl")),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-o",
+                opts,
+            ]
         )
         if start.returncode != 0:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -108,16 +138,18 @@ class ThrowawayPostgres:
         import psycopg
 
         name = name or f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def drop_database(self, name: str) -> None:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def __exit__(

@@ -23,7 +23,10 @@ class FixedClock:
         return datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
-HEADER = "msisdn,message_id,edition,submitted_at,done_at,status_source,status_code,notify_status,imei,region,extra"
+HEADER = (
+    "msisdn,message_id,edition,submitted_at,done_at,status_source,status_code,"
+    "notify_status,imei,region,extra"
+)
 ROWS = [
     # 2: delivered, national number, local day 2026-11-22
     "13800138000,m1,ah-20261122-am,2026-11-22T07:00:00+08:00,2026-11-22T07:05:00+08:00,mm7,Retrieved,DELIVRD,35332510123456,Hefei,x",

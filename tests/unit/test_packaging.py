@@ -72,5 +72,5 @@ def test_core_module_imports_no_io_library(path: Path) -> None:
 def test_bare_folder_import_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     root = Path(mmsq.__file__).parent.parent
     monkeypatch.syspath_prepend(str(root))
-    with pytest.raises(ImportError, match="must be imported as 'mmsq.adapters'"):
+    with pytest.raises(ImportError, match=r"must be imported as 'mmsq\.adapters'"):
         importlib.import_module("adapters")
