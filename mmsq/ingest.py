@@ -7,7 +7,7 @@ All per-row work is vectorised with pandas; Python-level work is done once per d
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -229,6 +229,13 @@ class IngestService:
             quarantined=summary.quarantined,
             unknown_codes=len(summary.unknown_codes),
         )
+        return summary
+
+    def ingest_reports(self, source: str, reports: Sequence[DeliveryReport]) -> IngestSummary:
+        """Ingest single reports (an MM7 DeliveryReportReq, SMPP receipts) like CDR rows."""
+        summary = IngestSummary(batch_id=uuid4().hex, sources=[source])
+        if reports:
+            self.ingest_chunk(RawChunk(source=source, frame=reports_to_frame(reports)), summary)
         return summary
 
     def ingest_chunk(self, chunk: RawChunk, summary: IngestSummary) -> None:

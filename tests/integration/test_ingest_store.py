@@ -177,3 +177,27 @@ def test_a_fresh_database_asks_for_an_upgrade(db_url: str) -> None:
             s.check_schema()
     finally:
         s.close()
+
+
+def test_single_reports_go_through_the_same_checks_and_store_once(
+    store: SqlStore, service: IngestService
+) -> None:
+    from mmsq.domain import DeliveryReport
+
+    done = datetime(2026, 11, 22, 0, 5, tzinfo=UTC)
+    good = DeliveryReport(
+        msisdn="8613800138000",
+        message_id="MMSC-1",
+        status_source="mm7",
+        status_code="retrieved",
+        done_at=done,
+        edition="ah-20261122-am",
+    )
+    bad = DeliveryReport(
+        msisdn="123", message_id="MMSC-2", status_source="mm7", status_code="Expired", done_at=done
+    )
+    first = service.ingest_reports("mm7-dr", [good, bad])
+    again = service.ingest_reports("mm7-dr", [good])
+    assert (first.stored, first.quarantined, first.by_cause["delivered"]) == (1, 1, 1)
+    assert (again.stored, again.duplicates) == (0, 1)
+    assert store.daily_rows()[0]["delivered"] == 1
