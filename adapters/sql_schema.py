@@ -69,7 +69,8 @@ daily_aggregates = Table(
     Column("day", Date, primary_key=True),
     *(Column(name, Integer, nullable=False, server_default="0") for name in AGGREGATE_COUNTS),
     Column("last_ts", BigInteger, nullable=False),
-    Index("ix_daily_aggregates_day", "day"),
+    # Clustered on (msisdn, day) on SQLite: one B-tree to update per upsert, not two.
+    sqlite_with_rowid=False,
 )
 
 subscriber_devices = Table(
@@ -78,7 +79,8 @@ subscriber_devices = Table(
     Column("msisdn", String(20), primary_key=True),
     Column("imei", String(16), nullable=False),
     Column("tac", String(8), nullable=False),
-    Column("seen_ts", BigInteger, nullable=False),
+    Column("seen_ts", BigInteger, nullable=False, comment="when this IMEI was first seen"),
+    sqlite_with_rowid=False,
 )
 
 quarantine = Table(

@@ -66,9 +66,11 @@ def _aggregate_sql() -> str:
 
 
 _AGGREGATE_SQL = _aggregate_sql()
+# A device row changes only when the subscriber shows up with another IMEI (a handset swap).
 _DEVICES_UPSERT = (
     "ON CONFLICT (msisdn) DO UPDATE SET imei = excluded.imei, tac = excluded.tac, "
-    "seen_ts = excluded.seen_ts WHERE excluded.seen_ts >= subscriber_devices.seen_ts"
+    "seen_ts = excluded.seen_ts WHERE excluded.imei <> subscriber_devices.imei "
+    "AND excluded.seen_ts >= subscriber_devices.seen_ts"
 )
 # The newest IMEI per subscriber among the new events. SQLite returns the row of MAX() for
 # bare columns; PostgreSQL says the same with DISTINCT ON.
