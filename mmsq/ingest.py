@@ -235,7 +235,10 @@ class IngestService:
         """Ingest single reports (an MM7 DeliveryReportReq, SMPP receipts) like CDR rows."""
         summary = IngestSummary(batch_id=uuid4().hex, sources=[source])
         if reports:
-            self.ingest_chunk(RawChunk(source=source, frame=reports_to_frame(reports)), summary)
+            # A receipt need not name the edition: correlation with what was sent supplies it.
+            required = tuple(c for c in REQUIRED_COLUMNS if c != "edition")
+            chunk = RawChunk(source=source, frame=reports_to_frame(reports), required=required)
+            self.ingest_chunk(chunk, summary)
         return summary
 
     def ingest_chunk(self, chunk: RawChunk, summary: IngestSummary) -> None:
@@ -281,7 +284,7 @@ class IngestService:
             if fresh.any():
                 reason[fresh] = why
 
-        for col in REQUIRED_COLUMNS:
+        for col in chunk.required or REQUIRED_COLUMNS:
             reject(_blank(df[col]), f"missing required field {col}")
         msisdn = self._normaliser.normalise_series(df["msisdn"])
         reject(msisdn.isna(), "invalid MSISDN")
@@ -305,7 +308,7 @@ class IngestService:
             {
                 "msisdn": msisdn[ok],
                 "message_id": df.loc[ok, "message_id"].str.strip(),
-                "edition": df.loc[ok, "edition"].str.strip(),
+                "edition": _none_if_blank(df.loc[ok, "edition"]),
                 "status_source": df.loc[ok, "status_source"].str.strip().str.lower(),
                 "status_code": df.loc[ok, "status_code"].str.strip(),
                 "error_code": _none_if_blank(df.loc[ok, "error_code"]),

@@ -34,6 +34,8 @@ class RawChunk:
     frame: pd.DataFrame
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
     bytes_read: int = 0
+    #: Columns a row must have; None means the CDR format's required columns.
+    required: tuple[str, ...] | None = None
 
 
 class ReportReader(Protocol):

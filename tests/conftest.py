@@ -1,4 +1,4 @@
-"""Shared fixtures: databases (SQLite and a real PostgreSQL)."""
+"""Shared fixtures for the whole test suite."""
 
 from __future__ import annotations
 
@@ -6,74 +6,70 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.pg_cluster import ThrowawayPostgres, pg_available
+from tests.pg_cluster import ExistingPostgres, ThrowawayPostgres, pg_available
+
+# ============================================================================================
+# Databases: SQLite and a real PostgreSQL
+#
+# `db_url` runs a test once per backend (ids `sqlite` and `postgres`). The PostgreSQL server is
+# $MMSQ_TEST_PG_URL when set, else a throwaway cluster started once per session (see
+# tests/pg_cluster.py). Without PostgreSQL the `postgres` cases are skipped locally but fail in
+# CI (CI=true or MMSQ_REQUIRE_PG=1): CI must never silently lose them.
+# ============================================================================================
 
 
 def _pg_required() -> bool:
-    return os.environ.get("CI") == "true" or os.environ.get("MMSQ_REQUIRE_PG") == "1"
+    return (
+        os.environ.get("CI", "").lower() in ("true", "1")
+        or os.environ.get("MMSQ_REQUIRE_PG") == "1"
+    )
 
 
-class _ExternalPostgres:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def create_database(self, name: str | None = None) -> str:
-        import uuid
-
-        import sqlalchemy as sa
-
-        name = name or f"t_{uuid.uuid4().hex[:12]}"
-        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        engine.dispose()
-        return self.url.rsplit("/", 1)[0] + "/" + name
-
-    def drop_database(self, name: str) -> None:
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        engine.dispose()
+def _pg_unavailable(reason: str) -> None:
+    if _pg_required():
+        pytest.fail(
+            f"PostgreSQL is required here (CI=true or MMSQ_REQUIRE_PG=1) but {reason}",
+            pytrace=False,
+        )
+    pytest.skip(f"PostgreSQL tests skipped: {reason}")
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[Any]:
-    """A PostgreSQL server: $MMSQ_TEST_PG_URL, or a throwaway cluster started here."""
-    if os.environ.get("MMSQ_TEST_PG_URL"):
-        yield _ExternalPostgres(os.environ["MMSQ_TEST_PG_URL"])
+def pg_server() -> Iterator[ExistingPostgres | ThrowawayPostgres]:
+    """A PostgreSQL server with `.url` and `create_database()`; started once per session."""
+    if url := os.environ.get("MMSQ_TEST_PG_URL"):
+        yield ExistingPostgres(url)
         return
     ok, why = pg_available()
     if not ok:
-        if _pg_required():
-            pytest.fail(f"PostgreSQL is required here (CI) but unavailable: {why}")
-        pytest.skip(f"PostgreSQL tests skipped locally: {why}")
-    try:
-        cluster = ThrowawayPostgres().__enter__()
-    except RuntimeError as exc:
-        if _pg_required():
-            pytest.fail(f"PostgreSQL is required here (CI) but did not start: {exc}")
-        pytest.skip(f"PostgreSQL did not start: {exc}")
-    try:
+        _pg_unavailable(f"is unavailable: {why}")
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(ThrowawayPostgres())
+        except (RuntimeError, OSError) as exc:
+            _pg_unavailable(f"did not start: {exc}")
         yield cluster
-    finally:
-        cluster.__exit__(None, None, None)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: an SQLite file, or a new PostgreSQL database."""
+    """A fresh, empty database: an SQLite file, or a new database on the PostgreSQL server."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'mmsq.db'}"
         return
-    server = request.getfixturevalue("pg_server")
+    server: ExistingPostgres | ThrowawayPostgres = request.getfixturevalue("pg_server")
     url = server.create_database()
     yield url
-    # Best effort: the whole cluster is thrown away at the end of the session anyway.
+    # Best effort (WITH (FORCE) also ends connections a test leaked); a throwaway cluster is
+    # deleted at the end of the session anyway.
     with contextlib.suppress(Exception):
-        server.drop_database(url.rsplit("/", 1)[1])
+        server.drop_database(str(make_url(url).database))
+
+
+# ============================================================================================
+# (more shared fixtures go below, one section per topic)
+# ============================================================================================

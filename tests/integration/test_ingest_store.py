@@ -201,3 +201,21 @@ def test_single_reports_go_through_the_same_checks_and_store_once(
     assert (first.stored, first.quarantined, first.by_cause["delivered"]) == (1, 1, 1)
     assert (again.stored, again.duplicates) == (0, 1)
     assert store.daily_rows()[0]["delivered"] == 1
+
+
+def test_mm7_delivery_report_and_smpp_receipt_are_stored_and_classified(
+    store: SqlStore, service: IngestService
+) -> None:
+    from mmsq.adapters.mm7_soap import parse_delivery_report
+    from mmsq.adapters.smpp_receipt import parse_receipt
+
+    from tests.unit.test_mm7_soap import MBUNI_REL5
+
+    dr = parse_delivery_report(MBUNI_REL5).to_report(edition="ah-20261122-am")
+    receipt = parse_receipt(
+        "id:9 submit date:2611220700 done date:2611220705 stat:UNDELIV err:027",
+        source_addr="8613900139000",
+    ).to_report()
+    summary = service.ingest_reports("live", [dr, receipt])
+    assert summary.stored == 2
+    assert dict(summary.by_cause) == {"delivered": 1, "unreachable": 1}
