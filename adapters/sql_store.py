@@ -17,6 +17,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
 from mmsq.adapters.sql_schema import (
     daily_aggregates,
     delivery_events,
@@ -24,8 +26,6 @@ from mmsq.adapters.sql_schema import (
     quarantine,
     unknown_codes,
 )
-from sqlalchemy.engine import Connection, Engine
-
 from mmsq.domain import CAUSE_CLASSES, QuarantinedRecord
 from mmsq.ingest import AGGREGATE_COUNTS, EVENT_COLUMNS
 from mmsq.ports import StoredChunk

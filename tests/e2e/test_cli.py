@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from mmsq.simulators.cdr_generator import CdrSpec, write_cdr
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from mmsq.adapters.cdr_csv import CdrFileError, CdrFileReader
 from mmsq.adapters.sql_schema import delivery_events, subscriber_devices
 from mmsq.adapters.sql_store import SchemaNotCurrentError, SqlStore
-
 from mmsq.classify import Classifier
 from mmsq.ingest import IngestService
 from mmsq.msisdn import MsisdnNormaliser
@@ -208,7 +208,6 @@ def test_mm7_delivery_report_and_smpp_receipt_are_stored_and_classified(
 ) -> None:
     from mmsq.adapters.mm7_soap import parse_delivery_report
     from mmsq.adapters.smpp_receipt import parse_receipt
-
     from tests.unit.test_mm7_soap import MBUNI_REL5
 
     dr = parse_delivery_report(MBUNI_REL5).to_report(edition="ah-20261122-am")

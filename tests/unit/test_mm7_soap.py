@@ -70,7 +70,9 @@ def test_prefixed_rel6_report_without_optional_elements_is_accepted() -> None:
     assert r.namespace == REL6
     assert r.message_id == "4F2A9"
     assert r.mm_status == "unrecognized"  # kept as sent; the rules fold case and spelling
-    assert r.sender is None and r.date is None and r.status_text is None
+    assert r.sender is None
+    assert r.date is None
+    assert r.status_text is None
 
 
 def test_report_inside_multipart_related_is_found() -> None:
@@ -129,10 +131,12 @@ def test_response_is_strict_soap_in_the_peers_namespace() -> None:
     root = SafeET.fromstring(xml)
     assert root.tag == f"{{{SOAP_ENV}}}Envelope"
     tid = root.find(f"{{{SOAP_ENV}}}Header/{{{REL5}}}TransactionID")
-    assert tid is not None and tid.text == "tx-0001"
+    assert tid is not None
+    assert tid.text == "tx-0001"
     assert tid.get(f"{{{SOAP_ENV}}}mustUnderstand") == "1"
     code = root.find(
         f"{{{SOAP_ENV}}}Body/{{{REL5}}}DeliveryReportRsp/{{{REL5}}}Status/{{{REL5}}}StatusCode"
     )
-    assert code is not None and code.text == "1000"
+    assert code is not None
+    assert code.text == "1000"
     assert xml.startswith(b"<?xml")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-import mmsq.rules
 import pytest
 
+import mmsq.rules
 from mmsq.classify import Classifier
 from mmsq.domain import CauseClass
 from mmsq.rules_model import CodeEntry, StatusCodeRules, parse_int_code

@@ -8,6 +8,7 @@ Create Date: 2026-11-22
 from __future__ import annotations
 
 from alembic import op
+
 from mmsq.adapters.sql_schema import (
     daily_aggregates,
     delivery_events,
