@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mmsq.rules_model import RuleSet
+from mmsq.rules_model import RuleSet, normalise_code
 
 __all__ = ["RuleProblem", "RulesError", "load_rules", "merge_status_codes", "shipped_rules_dir"]
 
@@ -59,9 +59,17 @@ def merge_status_codes(base: dict[str, Any], override: dict[str, Any]) -> dict[s
         target = merged["namespaces"].setdefault(name, {})
         for key, value in ns.items():
             if key == "codes":
-                by_code = {str(c.get("code", "")).casefold(): c for c in target.get("codes", [])}
+                match = str(ns.get("match", target.get("match", "casefold")))
+                aliases = {**target.get("aliases", {}), **ns.get("aliases", {})}
+
+                def key_of(
+                    entry: dict[str, Any], m: str = match, a: dict[str, str] = aliases
+                ) -> str:
+                    return normalise_code(str(entry.get("code", "")), m, a)
+
+                by_code = {key_of(c): c for c in target.get("codes", [])}
                 for c in value:
-                    by_code[str(c.get("code", "")).casefold()] = c
+                    by_code[key_of(c)] = c
                 target["codes"] = list(by_code.values())
             elif key == "ranges":
                 target["ranges"] = [*value, *target.get("ranges", [])]

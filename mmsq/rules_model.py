@@ -17,6 +17,7 @@ __all__ = [
     "Namespace",
     "RuleSet",
     "StatusCodeRules",
+    "normalise_code",
     "parse_int_code",
 ]
 
@@ -34,6 +35,20 @@ def parse_int_code(text: str) -> int | None:
         return int(t, 10)
     except ValueError:
         return None
+
+
+def normalise_code(code: str, match: str, aliases: dict[str, str] | None = None) -> str:
+    """The lookup key of ``code`` under a namespace's ``match`` mode and ``aliases``."""
+    text = code.strip()
+    aliases = aliases or {}
+    if match == "integer":
+        value = parse_int_code(text)
+        return str(value) if value is not None else text.casefold()
+    if match == "casefold":
+        folded = {k.casefold(): v.casefold() for k, v in aliases.items()}
+        text = text.casefold()
+        return folded.get(text, text)
+    return aliases.get(text, text)
 
 
 class CodeEntry(_Frozen):
@@ -93,17 +108,7 @@ class Namespace(_Frozen):
 
     def normalise(self, code: str) -> str:
         """The lookup key of a code in this namespace."""
-        text = code.strip()
-        if self.match == "integer":
-            value = parse_int_code(text)
-            return str(value) if value is not None else text.casefold()
-        if self.match == "casefold":
-            text = text.casefold()
-            return self._folded_aliases().get(text, text)
-        return self.aliases.get(text, text)
-
-    def _folded_aliases(self) -> dict[str, str]:
-        return {k.casefold(): v.casefold() for k, v in self.aliases.items()}
+        return normalise_code(code, self.match, self.aliases)
 
 
 class StatusCodeRules(_Frozen):
