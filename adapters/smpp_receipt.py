@@ -15,8 +15,8 @@ from datetime import UTC, datetime, tzinfo
 from mmsq.domain import DeliveryReport
 
 __all__ = [
-    "MESSAGE_STATES",
     "MAX_MESSAGE_ID_LENGTH",
+    "MESSAGE_STATES",
     "ReceiptParseError",
     "SmppReceipt",
     "dec_to_hex",
@@ -53,8 +53,8 @@ _FLAGS = re.IGNORECASE | re.ASCII
 _ID_CHARS = r"[0-9A-Za-z\-_.]"
 _FIELDS = {
     "id": re.compile(rf"\bid:\s*({_ID_CHARS}+)", _FLAGS),
-    "sub": re.compile(r"\bsub:\s*([0-9]{1,3})\b", _FLAGS),
-    "dlvrd": re.compile(r"\bdlvrd:\s*([0-9]{1,3})\b", _FLAGS),
+    "sub": re.compile(r"\bsub:\s*([0-9]{1,10})\b", _FLAGS),
+    "dlvrd": re.compile(r"\bdlvrd:\s*([0-9]{1,10})\b", _FLAGS),
     "submit_date": re.compile(r"\bsubmit[ _]?date:\s*([0-9]{10,14})\b", _FLAGS),
     "done_date": re.compile(r"\bdone[ _]?date:\s*([0-9]{10,14})\b", _FLAGS),
     "stat": re.compile(r"\bstat:\s*([A-Za-z][A-Za-z_]{0,15})\b", _FLAGS),
@@ -134,26 +134,26 @@ def _message_state(value: object) -> str | None:
     return _STATE_NAMES.get(text)
 
 
+def _as_octets(value: object) -> bytes | None:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str) and all(ord(c) < 256 for c in value):
+        return value.encode("latin-1")
+    return None
+
+
 def _network_error(value: object) -> str | None:
     """network_error_code: 3 octets (network type, 16-bit error) or ASCII digits, as decimal."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if isinstance(value, str):
-        if len(value) == 3 and not value.isdigit() and all(ord(c) < 256 for c in value):
-            value = value.encode("latin-1")
-        else:
-            text = value.strip(_TRIM)
-            return text if _DEC.fullmatch(text) else None
-    if not isinstance(value, bytes | bytearray):
+    raw = _as_octets(value)
+    if raw is None:
         return None
-    raw = bytes(value)
-    digits = raw.strip(_TRIM.encode())
-    if digits and digits.isdigit():
-        return digits.decode("ascii")
-    if len(raw) == 3:
+    if len(raw) == 3 and not raw.isdigit():
         return str(int.from_bytes(raw[1:3], "big"))
+    digits = raw.strip(_TRIM.encode())
+    if digits.isdigit():
+        return digits.decode("ascii")
     if len(raw) in (1, 2):
         return str(int.from_bytes(raw, "big"))
     return None

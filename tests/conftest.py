@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -29,13 +30,13 @@ def _pg_required() -> bool:
     )
 
 
-def _pg_unavailable(reason: str) -> None:
+def _pg_unavailable(reason: str) -> NoReturn:
     if _pg_required():
         pytest.fail(
-            f"PostgreSQL is required here (CI=true or MMSQ_REQUIRE_PG=1) but {reason}",
+            f"PostgreSQL is required (CI=true or MMSQ_REQUIRE_PG=1) but {reason}",
             pytrace=False,
         )
-    pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    pytest.skip(f"PostgreSQL {reason}")
 
 
 @pytest.fixture(scope="session")

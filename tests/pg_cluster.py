@@ -159,7 +159,7 @@ class _Runner:
                 text=True,
                 timeout=timeout,
                 check=False,
-                preexec_fn=self.preexec,  # noqa: PLW1509 - only without runuser/setpriv
+                preexec_fn=self.preexec,  # only when neither runuser nor setpriv exists
             )
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"{Path(args[0]).name} timed out after {timeout:g} s") from exc
@@ -177,7 +177,9 @@ def _quote_ident(name: str) -> str:
 class _DatabaseFactory:
     """CREATE/DROP DATABASE on the server at ``self.url`` (a SQLAlchemy URL)."""
 
-    url: str
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
 
     def _with_database(self, name: str) -> str:
         from sqlalchemy.engine import make_url
@@ -206,7 +208,11 @@ class ExistingPostgres(_DatabaseFactory):
     """A server somebody else runs (``MMSQ_TEST_PG_URL``); its URL's user may CREATE DATABASE."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self._url = url
+
+    @property
+    def url(self) -> str:
+        return self._url
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,7 +235,7 @@ def _base_dir(unprivileged: bool) -> str:
     base = tempfile.gettempdir()
     too_long = len(base) + len("/mmsq-pg-XXXXXXXX/sock") > _MAX_SOCKET_DIR
     if too_long or (unprivileged and not _traversable_by_others(Path(base))):
-        return "/tmp"  # noqa: S108 - the cluster dir itself is mode 0700
+        return "/tmp"
     return base
 
 
@@ -324,7 +330,8 @@ class ThrowawayPostgres(_DatabaseFactory):
                 os.chown(p, user.pw_uid, user.pw_gid)
 
     def _initdb(self) -> None:
-        assert self._runner is not None and self.dir is not None
+        assert self._runner is not None
+        assert self.dir is not None
         args = [str(self._pg("initdb")), "-D", str(self.dir / "data"), "-U", "postgres"]
         args += ["--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]
         done = self._runner.run(args, cwd=self.dir)
@@ -335,7 +342,8 @@ class ThrowawayPostgres(_DatabaseFactory):
             )
 
     def _start(self) -> None:
-        assert self._runner is not None and self.dir is not None
+        assert self._runner is not None
+        assert self.dir is not None
         last = ""
         for _attempt in range(3):  # the free port may be taken before postgres binds it
             self.port = _free_port()
