@@ -111,9 +111,11 @@ def test_rel6_report_with_mm7_prefixes_and_padding_is_read() -> None:
     assert r.mm_status == "Expired"
 
 
-@pytest.mark.parametrize("ns", [NS_BASE + f"REL-5-MM7-1-{i}" for i in range(6)] + [
-    NS_BASE + f"REL-6-MM7-1-{i}" for i in range(5)
-])
+@pytest.mark.parametrize(
+    "ns",
+    [NS_BASE + f"REL-5-MM7-1-{i}" for i in range(6)]
+    + [NS_BASE + f"REL-6-MM7-1-{i}" for i in range(5)],
+)
 def test_every_rel5_and_rel6_namespace_is_accepted_and_reported(ns: str) -> None:
     assert parse_delivery_report(_mbuni_style(ns=ns)).namespace == ns
 
@@ -125,7 +127,12 @@ def test_report_without_any_namespace_is_accepted() -> None:
         b"<MMStatus>Retrieved</MMStatus></DeliveryReportReq></Body></Envelope>"
     )
     r = parse_delivery_report(body)
-    assert (r.transaction_id, r.message_id, r.recipient, r.mm_status) == ("t1", "m1", "123", "Retrieved")
+    assert (r.transaction_id, r.message_id, r.recipient, r.mm_status) == (
+        "t1",
+        "m1",
+        "123",
+        "Retrieved",
+    )
     assert r.namespace == DEFAULT_NS  # nothing to echo: we answer in the default namespace
 
 
@@ -146,8 +153,7 @@ def test_multipart_related_body_finds_the_soap_root_part_named_by_start() -> Non
         + f"\r\n--{boundary}--\r\n".encode()
     )
     ctype = (
-        f'multipart/related; type="text/xml"; boundary="{boundary}"; '
-        'start="<mm7-soap-root@mmsc01>"'
+        f'multipart/related; type="text/xml"; boundary="{boundary}"; start="<mm7-soap-root@mmsc01>"'
     )
     r = parse_delivery_report(body, ctype)
     assert r.message_id == "20261122070513-mmsc01-7f3a"
@@ -173,8 +179,17 @@ def test_multipart_body_with_a_wrong_boundary_is_refused() -> None:
         parse_delivery_report(body, 'multipart/related; boundary="expected"')
 
 
-@pytest.mark.parametrize("status", ["retrieved", "RETRIEVED", "Unrecognized", "Unrecognised",
-                                    "DeliveryConditionNotMet", "Indeterminate"])
+@pytest.mark.parametrize(
+    "status",
+    [
+        "retrieved",
+        "RETRIEVED",
+        "Unrecognized",
+        "Unrecognised",
+        "DeliveryConditionNotMet",
+        "Indeterminate",
+    ],
+)
 def test_mmstatus_is_kept_exactly_as_sent(status: str) -> None:
     assert parse_delivery_report(_mbuni_style(status=status)).mm_status == status
 
@@ -220,7 +235,9 @@ def test_unreadable_date_is_dropped_not_fatal() -> None:
         ("+254712345678/TYPE=PLMN", "+254712345678"),  # no address element, bare text
     ],
 )
-def test_recipient_address_forms_are_read_and_type_suffix_stripped(recipient: str, expected: str) -> None:
+def test_recipient_address_forms_are_read_and_type_suffix_stripped(
+    recipient: str, expected: str
+) -> None:
     assert parse_delivery_report(_mbuni_style(recipient=recipient)).recipient == expected
 
 
@@ -244,7 +261,9 @@ EXTERNAL_DTD = b"""<?xml version="1.0"?>
 <env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/"><env:Body/></env:Envelope>"""
 
 
-@pytest.mark.parametrize("body", [BILLION_LAUGHS, XXE, EXTERNAL_DTD], ids=["billion-laughs", "xxe", "external-dtd"])
+@pytest.mark.parametrize(
+    "body", [BILLION_LAUGHS, XXE, EXTERNAL_DTD], ids=["billion-laughs", "xxe", "external-dtd"]
+)
 def test_dtds_and_entities_are_refused_not_expanded(body: bytes) -> None:
     with pytest.raises(Mm7ParseError, match="refused XML"):
         parse_delivery_report(body)
@@ -277,8 +296,14 @@ def test_soap_fault_is_refused_with_its_element_name() -> None:
         (b"", "not well-formed XML"),
         (b"<env:Envelope xmlns:env='x'><env:Body>", "not well-formed XML"),
         (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "not a SOAP envelope"),
-        (f'<env:Envelope xmlns:env="{SOAP_ENV}"><env:Header/></env:Envelope>'.encode(), "without a Body"),
-        (f'<env:Envelope xmlns:env="{SOAP_ENV}"><env:Body> </env:Body></env:Envelope>'.encode(), "Body"),
+        (
+            f'<env:Envelope xmlns:env="{SOAP_ENV}"><env:Header/></env:Envelope>'.encode(),
+            "without a Body",
+        ),
+        (
+            f'<env:Envelope xmlns:env="{SOAP_ENV}"><env:Body> </env:Body></env:Envelope>'.encode(),
+            "Body",
+        ),
     ],
 )
 def test_garbage_and_non_soap_bodies_are_refused_with_a_reason(body: bytes, reason: str) -> None:
@@ -329,17 +354,22 @@ def test_generated_response_is_strict_soap_in_the_peers_namespace() -> None:
 
 def test_generated_response_carries_a_custom_status_and_escapes_text() -> None:
     xml = build_delivery_report_rsp(
-        "tx<&>\"1", REL5_10, status_code=4004, status_text="Validation error & more",
+        'tx<&>"1',
+        REL5_10,
+        status_code=4004,
+        status_text="Validation error & more",
         mm7_version="5.3.0",
     )
     root = SafeET.fromstring(xml)
     ns = REL5_10
-    assert root.findtext(f"{{{SOAP_ENV}}}Header/{{{ns}}}TransactionID") == "tx<&>\"1"
+    assert root.findtext(f"{{{SOAP_ENV}}}Header/{{{ns}}}TransactionID") == 'tx<&>"1'
     status = root.find(f"{{{SOAP_ENV}}}Body/{{{ns}}}DeliveryReportRsp/{{{ns}}}Status")
     assert status is not None
     assert status.findtext(f"{{{ns}}}StatusCode") == "4004"
     assert status.findtext(f"{{{ns}}}StatusText") == "Validation error & more"
-    assert root.findtext(f"{{{SOAP_ENV}}}Body/{{{ns}}}DeliveryReportRsp/{{{ns}}}MM7Version") == "5.3.0"
+    assert (
+        root.findtext(f"{{{SOAP_ENV}}}Body/{{{ns}}}DeliveryReportRsp/{{{ns}}}MM7Version") == "5.3.0"
+    )
 
 
 def test_generated_response_is_not_mistaken_for_a_report() -> None:

@@ -94,11 +94,20 @@ def test_missing_sub_dlvrd_err_dates_and_text_give_none() -> None:
 @pytest.mark.parametrize(
     ("text", "mid", "stat", "err"),
     [
-        ("id:42 sub:001 dlvrd:001 submit date:2611220700 done date:2611220701 stat:DELIVRD err:000 Text:Hi",
-         "42", "DELIVRD", "000"),
+        (
+            "id:42 sub:001 dlvrd:001 submit date:2611220700 done date:2611220701 stat:DELIVRD err:000 Text:Hi",
+            "42",
+            "DELIVRD",
+            "000",
+        ),
         ("stat:delivrd err:0 id:abc123", "abc123", "DELIVRD", "0"),
         ("ID: 42  Sub: 001  Dlvrd: 001  Stat:  REJECTD  Err: 0x0B", "42", "REJECTD", "0x0B"),
-        ("id:77 submit_date:20261122070000 done_date:20261122070500 stat:DELIVRD", "77", "DELIVRD", None),
+        (
+            "id:77 submit_date:20261122070000 done_date:20261122070500 stat:DELIVRD",
+            "77",
+            "DELIVRD",
+            None,
+        ),
         ("id:c0ffee-1234_abcd.01 stat:ENROUTE", "c0ffee-1234_abcd.01", "ENROUTE", None),
     ],
 )
@@ -146,9 +155,20 @@ def test_tlvs_override_the_text() -> None:
 
 @pytest.mark.parametrize(
     ("state", "stat"),
-    [(1, "ENROUTE"), (2, "DELIVRD"), (3, "EXPIRED"), (4, "DELETED"), (5, "UNDELIV"),
-     (6, "ACCEPTD"), (7, "UNKNOWN"), (8, "REJECTD"), (9, "SKIPPED"),
-     (b"\x02", "DELIVRD"), ("8", "REJECTD"), ("UNDELIVERABLE", "UNDELIV")],
+    [
+        (1, "ENROUTE"),
+        (2, "DELIVRD"),
+        (3, "EXPIRED"),
+        (4, "DELETED"),
+        (5, "UNDELIV"),
+        (6, "ACCEPTD"),
+        (7, "UNKNOWN"),
+        (8, "REJECTD"),
+        (9, "SKIPPED"),
+        (b"\x02", "DELIVRD"),
+        ("8", "REJECTD"),
+        ("UNDELIVERABLE", "UNDELIV"),
+    ],
 )
 def test_message_state_tlv_maps_to_stat_spelling(state: object, stat: str) -> None:
     assert parse_receipt("id:1 stat:ENROUTE", tlvs={"message_state": state}).stat == stat
@@ -160,8 +180,14 @@ def test_out_of_range_message_state_falls_back_to_the_text() -> None:
 
 @pytest.mark.parametrize(
     ("code", "err"),
-    [(b"\x03\x00\x1b", "27"), (b"\x01\x00\x22", "34"), (b"\x03\x01\x00", "256"),
-     (b"032", "032"), ("027", "027"), (11, "11")],
+    [
+        (b"\x03\x00\x1b", "27"),
+        (b"\x01\x00\x22", "34"),
+        (b"\x03\x01\x00", "256"),
+        (b"032", "032"),
+        ("027", "027"),
+        (11, "11"),
+    ],
 )
 def test_network_error_code_tlv_is_read_as_decimal(code: object, err: str) -> None:
     assert parse_receipt("id:1 stat:UNDELIV err:999", tlvs={"network_error_code": code}).err == err
@@ -237,8 +263,25 @@ def test_variants_contain_the_canonical_form_and_nothing_unrelated() -> None:
 
 
 _RECEIPT_WORDS = st.sampled_from(
-    ["id:", "ID: ", "sub:", "dlvrd:", "submit date:", "done date:", "stat:", "err:", "text:",
-     "Text:", "DELIVRD", "0x", "\x00", " ", "0610191018", "20261122071530", "5F3A"]
+    [
+        "id:",
+        "ID: ",
+        "sub:",
+        "dlvrd:",
+        "submit date:",
+        "done date:",
+        "stat:",
+        "err:",
+        "text:",
+        "Text:",
+        "DELIVRD",
+        "0x",
+        "\x00",
+        " ",
+        "0610191018",
+        "20261122071530",
+        "5F3A",
+    ]
 )
 
 
