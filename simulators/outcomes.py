@@ -85,6 +85,14 @@ class OutcomeSource(Protocol):
         """The PIN the subscriber would type for a USERPIN push (None when unknown)."""
         ...
 
+    def imei(self, msisdn: str) -> str | None:
+        """The IMEI of the subscriber's current handset, for the CDR (None when unknown)."""
+        ...
+
+    def region(self, msisdn: str) -> str | None:
+        """The subscriber's region, for the CDR (None when unknown)."""
+        ...
+
 
 @dataclass
 class FixedOutcomes:
@@ -96,6 +104,8 @@ class FixedOutcomes:
     default_mms: MmsOutcome = MmsOutcome()
     imsis: dict[str, str] = field(default_factory=dict)
     pins: dict[str, str] = field(default_factory=dict)
+    imeis: dict[str, str] = field(default_factory=dict)
+    regions: dict[str, str] = field(default_factory=dict)
     texts: list[TextSms] = field(default_factory=list)
     pushes: list[OtaPush] = field(default_factory=list)
 
@@ -116,3 +126,9 @@ class FixedOutcomes:
 
     def user_pin(self, msisdn: str) -> str | None:
         return self.pins.get(msisdn)
+
+    def imei(self, msisdn: str) -> str | None:
+        return self.imeis.get(msisdn)
+
+    def region(self, msisdn: str) -> str | None:
+        return self.regions.get(msisdn)
