@@ -54,6 +54,7 @@ STATUS_TEXTS: dict[int, str] = {
     2002: "Address Error",
     2004: "Multimedia content refused",
     2007: "Message format corrupt",
+    3000: "Server Error",
     4001: "Improper identification",
     4002: "Unsupported version",
     4003: "Unsupported operation",

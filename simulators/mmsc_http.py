@@ -36,6 +36,10 @@ class _HttpServer(ThreadingHTTPServer):
         self.stopping = stopping
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A broken client connection is logged, not printed as a traceback on stderr."""
+        log.warning("mmsc.connection_error", client=str(client_address), exc_info=True)
+
 
 class _Handler(BaseHTTPRequestHandler):
     """POST = an MM7 request; one request per connection (HTTP/1.0), so close never waits."""
@@ -63,7 +67,11 @@ class _Handler(BaseHTTPRequestHandler):
         delay = sim.faults.response_delay_s
         if delay > 0:
             self.server.stopping.wait(delay)
-        status, payload = sim.handle_submit(body, self.headers.get("Content-Type"))
+        try:
+            status, payload = sim.handle_submit(body, self.headers.get("Content-Type"))
+        except Exception:  # a bug or a failing OutcomeSource: answer 3000, keep serving
+            log.exception("mmsc.submit_failed")
+            status, payload = 500, build_fault(Mm7Error(3000, "internal error", fault=True))
         self._reply(status, payload)
 
     def do_GET(self) -> None:

@@ -616,3 +616,20 @@ def test_the_same_seed_gives_the_same_run(tmp_path: Path) -> None:
     assert a == b
     assert {"1000", "4006"} <= set(a[0])
     assert a[0] != c[0]
+
+
+class BrokenOutcomes(FixedOutcomes):
+    def mms_outcome(self, msisdn: str) -> MmsOutcome:
+        if msisdn == "13900139000":
+            raise RuntimeError("population lookup failed")
+        return super().mms_outcome(msisdn)
+
+
+def test_a_failing_outcome_source_is_a_3000_fault_and_the_server_goes_on(clock: SimClock) -> None:
+    sim = MmscSimulator(BrokenOutcomes(), MmscConfig(), clock)
+    with MmscServer(sim) as server:
+        bad = submit_req(recipients="<To><Number>13900139000</Number></To>")
+        status, answer = post(server.url, bad.encode())
+        assert (status, fields(answer)["StatusCode"]) == (500, "3000")
+        status, answer = post(server.url, submit_req().encode())
+    assert (status, fields(answer)["StatusCode"]) == (200, "1000")
