@@ -293,6 +293,69 @@ def demo(
         _render_summary(summary)
 
 
+# -- sim -----------------------------------------------------------------------------------
+
+sim_app = typer.Typer(help="Run a network simulator standalone.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+
+@sim_app.command("mmsc")
+def sim_mmsc(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (0 picks a free one)")] = 8007,
+    vasp_url: Annotated[
+        str | None, typer.Option(help="where to POST DeliveryReportReq (none: no reports)")
+    ] = None,
+    vaspid: Annotated[str | None, typer.Option(help="VASPID a SubmitReq must carry")] = None,
+    vasid: Annotated[str | None, typer.Option(help="VASID a SubmitReq must carry")] = None,
+    fault_4006_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of SubmitReq answered 4006")
+    ] = 0.0,
+    resp_delay: Annotated[
+        float, typer.Option(min=0.0, help="seconds to wait before each answer")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="random seed for the faults")] = 0,
+) -> None:
+    """Run the MMSC simulator (MM7 over HTTP) until Ctrl-C; every MM is Retrieved."""
+    import signal
+    import threading
+
+    from mmsq.simulators.mmsc import MmscConfig, MmscFaults, MmscSimulator
+    from mmsq.simulators.mmsc_http import MmscServer
+    from mmsq.simulators.outcomes import FixedOutcomes
+
+    _settings()
+    config = MmscConfig(
+        vaspid=vaspid,
+        vasid=vasid,
+        vasp_url=vasp_url,
+        seed=seed,
+        faults=MmscFaults(unavailable_rate=fault_4006_rate, response_delay_s=resp_delay),
+    )
+    simulator = MmscSimulator(FixedOutcomes(), config)
+    server = MmscServer(simulator, host=host, port=port)
+    try:
+        server.start()
+    except OSError as exc:
+        raise _fail(f"cannot listen on {host}:{port}: {exc}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        server.start_report_loop()
+        typer.echo(f"mmsc listening on {server.url}", err=False)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    stats = simulator.stats()
+    typer.echo(
+        f"mmsc stopped: {stats.submits_accepted} accepted, {stats.submits_refused} refused, "
+        f"{stats.reports_delivered} reports delivered, {stats.reports_abandoned} abandoned"
+    )
+
+
 def main() -> None:
     try:
         app()
