@@ -48,7 +48,9 @@ def upgrade() -> None:
             sa.Identity(),
             primary_key=True,
         ),
-        sa.Column("event_key", sa.BigInteger, nullable=False, comment="hash of the report identity"),
+        sa.Column(
+            "event_key", sa.BigInteger, nullable=False, comment="hash of the report identity"
+        ),
         sa.Column("msisdn", sa.String(20), nullable=False),
         sa.Column("message_id", sa.String(80), nullable=False),
         sa.Column("edition", sa.String(80)),
@@ -64,12 +66,8 @@ def upgrade() -> None:
         sa.Column("done_ts", sa.BigInteger, comment="UTC epoch seconds"),
         sa.Column("day", sa.Date, nullable=False, comment="operator-local date of submission"),
     )
-    op.create_index(
-        "ux_delivery_events_event_key", "delivery_events", ["event_key"], unique=True
-    )
-    op.create_index(
-        "ix_delivery_events_msisdn_ts", "delivery_events", ["msisdn", "submitted_ts"]
-    )
+    op.create_index("ux_delivery_events_event_key", "delivery_events", ["event_key"], unique=True)
+    op.create_index("ix_delivery_events_msisdn_ts", "delivery_events", ["msisdn", "submitted_ts"])
     op.create_table(
         "daily_aggregates",
         sa.Column("msisdn", sa.String(20), primary_key=True),
@@ -83,7 +81,9 @@ def upgrade() -> None:
         sa.Column("msisdn", sa.String(20), primary_key=True),
         sa.Column("imei", sa.String(16), nullable=False),
         sa.Column("tac", sa.String(8), nullable=False),
-        sa.Column("seen_ts", sa.BigInteger, nullable=False, comment="when this IMEI was first seen"),
+        sa.Column(
+            "seen_ts", sa.BigInteger, nullable=False, comment="when this IMEI was first seen"
+        ),
         sqlite_with_rowid=False,
     )
     op.create_table(
