@@ -173,3 +173,66 @@ def test_soap_fault_with_status_code_is_read() -> None:
         b"</env:Fault></env:Body></env:Envelope>"
     )
     assert parse_submit_rsp(fault) == (2007, "Message format corrupt", None)
+
+
+# -- against the MMSC simulator (its own MM7 codec, not the adapter's) -----------------------
+
+
+def test_probe_accepted_by_the_mmsc_simulator_and_reported() -> None:
+    from datetime import UTC, datetime
+
+    from mmsq.adapters.mm7_soap import parse_delivery_report
+    from mmsq.simulators.mmsc import MmscConfig, MmscFaults, MmscSimulator
+    from mmsq.simulators.mmsc_http import MmscServer
+    from mmsq.simulators.outcomes import FixedOutcomes, MmsOutcome
+
+    reports: list[bytes] = []
+
+    class Vasp(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            reports.append(body)
+            report = parse_delivery_report(body, self.headers["Content-Type"])
+            from mmsq.adapters.mm7_soap import build_delivery_report_rsp
+
+            answer = build_delivery_report_rsp(report.transaction_id, report.namespace)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    vasp = ThreadingHTTPServer(("127.0.0.1", 0), Vasp)
+    vasp_thread = threading.Thread(target=vasp.serve_forever, args=(0.05,), daemon=True)
+    vasp_thread.start()
+    clock = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    outcomes = FixedOutcomes(default_mms=MmsOutcome(mm_status="Retrieved", delay_s=0.0))
+    sim = MmscSimulator(
+        outcomes,
+        MmscConfig(
+            vaspid="SP001",
+            vasid="newspaper",
+            vasp_url=f"http://127.0.0.1:{vasp.server_address[1]}/dr",
+            faults=MmscFaults(unavailable_rate=0.5),
+            seed=3,
+        ),
+        clock=lambda: clock,
+    )
+    try:
+        with MmscServer(sim) as server, client(server.url, max_attempts=8) as c:
+            results = [c.submit(probe(f"+86138000001{i:02d}")) for i in range(6)]
+            assert {r.outcome for r in results} == {SubmitOutcome.ACCEPTED}
+            assert any(r.attempts > 1 for r in results)  # some met 4006 and were retried
+            assert [r.message_id for r in results] == [mm.message_id for mm in sim.accepted]
+            sim.deliver_due(clock)
+    finally:
+        vasp.shutdown()
+        vasp.server_close()
+        vasp_thread.join()
+    statuses = {
+        parse_delivery_report(r).message_id: parse_delivery_report(r).mm_status for r in reports
+    }
+    assert statuses == {r.message_id: "Retrieved" for r in results}
