@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["WbxmlDecodeError", "Wbxml2Xml"]
+__all__ = ["Wbxml2Xml", "WbxmlDecodeError"]
 
 
 class WbxmlDecodeError(RuntimeError):

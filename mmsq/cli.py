@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -334,6 +334,7 @@ def ota_profiles(
             f"MMSC {p.mmsc_url}, {p.security} (without IMSI: {p.without_imsi})",
             highlight=False,
             markup=False,
+            soft_wrap=True,
         )
 
 
@@ -353,6 +354,7 @@ def ota_preview(
     from mmsq.adapters.wbxml_tool import Wbxml2Xml, WbxmlDecodeError
     from mmsq.msisdn import MsisdnNormaliser, mask_msisdn
     from mmsq.ota_message import prepare_ota_message
+    from mmsq.wap_push import Requestable
 
     settings = _settings()
     number = MsisdnNormaliser(settings.ingest.default_region).normalise(msisdn)
@@ -365,7 +367,11 @@ def ota_preview(
     try:
         chosen = profiles.get(profile)
         message = prepare_ota_message(
-            chosen, imsi=imsi, pin=pin, security=method, reference=reference  # type: ignore[arg-type]
+            chosen,
+            imsi=imsi,
+            pin=pin,
+            security=cast("Requestable | None", method),
+            reference=reference,
         )
     except (KeyError, ValueError) as exc:
         raise _fail(str(exc).strip("'\"")) from None
@@ -413,20 +419,20 @@ def ota_preview(
     if as_json:
         _emit_json(doc)
         return
-    sec = doc["security"]
+    mac = message.security.mac if message.security else None
     lines = [
-        f"OTA MMS settings for {doc['msisdn']} (profile {doc['profile']})",
+        f"OTA MMS settings for {mask_msisdn(number)} (profile {doc['profile']})",
         "",
         "-- document (XML) --",
         message.xml.rstrip("\n"),
         "",
-        f"-- security: {sec['action']} {sec['method'] or ''}".rstrip() + " --",
-        str(sec["reason"]),
+        f"-- security: {d.action} {d.method.name if d.method else ''}".rstrip() + " --",
+        d.reason,
     ]
-    if sec["pin_for_help_sms"]:
-        lines.append(f"PIN to put in the help SMS: {sec['pin_for_help_sms']}")
-    if sec["mac"]:
-        lines.append(f"MAC (HMAC-SHA1, uppercase hex): {sec['mac']}")
+    if d.pin_for_help_sms:
+        lines.append(f"PIN to put in the help SMS: {d.pin_for_help_sms}")
+    if mac:
+        lines.append(f"MAC (HMAC-SHA1, uppercase hex): {mac}")
     lines += ["", f"-- WBXML ({len(message.wbxml)} octets) --", message.wbxml.hex(" ")]
     if message.pdu is not None:
         lines += ["", "-- WSP push header --", message.pdu[: message.headers_length].hex(" ")]

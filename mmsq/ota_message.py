@@ -75,6 +75,4 @@ def prepare_ota_message(
                 pdu, dest_port=WAP_PUSH_PORT, src_port=profile.source_port, reference=reference
             )
         )
-    return OtaMessage(
-        document, render_xml(document), wbxml, decision, push_security, pdu, segments
-    )
+    return OtaMessage(document, render_xml(document), wbxml, decision, push_security, pdu, segments)
