@@ -16,7 +16,7 @@ __all__ = ["Wbxml2Xml", "WbxmlDecodeError"]
 
 
 class WbxmlDecodeError(RuntimeError):
-    """wbxml2xml ran and rejected the document; the message carries its own words."""
+    """wbxml2xml could not run, or rejected the document; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,15 @@ class Wbxml2Xml:
         with tempfile.TemporaryDirectory(prefix="mmsq-wbxml-") as tmp:
             src = Path(tmp) / "doc.wbxml"
             src.write_bytes(body)
-            done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-                [self.executable, "-l", self.language, "-m", "1", "-o", "-", str(src)],
-                capture_output=True,
-                timeout=self.timeout_s,
-                check=False,
-            )
+            try:
+                done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+                    [self.executable, "-l", self.language, "-m", "1", "-o", "-", str(src)],
+                    capture_output=True,
+                    timeout=self.timeout_s,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise WbxmlDecodeError(f"wbxml2xml could not run: {exc}") from exc
         stdout = done.stdout.decode("utf-8", errors="replace")
         if done.returncode != 0 or not stdout.lstrip().startswith("<?xml"):
             why = done.stderr.decode("utf-8", errors="replace").strip() or stdout.strip()

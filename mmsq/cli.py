@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -299,8 +298,6 @@ def demo(
 ota_app = typer.Typer(help="OTA MMS settings (OMA Client Provisioning).", no_args_is_help=True)
 app.add_typer(ota_app, name="ota")
 
-_OTA_SECURITY = ("NETWPIN", "USERPIN", "USERNETWPIN")
-
 
 def _ota_profiles(directory: Path | None) -> Any:
     from mmsq.ota_profiles import load_ota_profiles
@@ -329,9 +326,11 @@ def ota_profiles(
         return
     for key, p in sorted(profiles.profiles.items()):
         mark = "*" if key == profiles.default else " "
+        line = (
+            f"{mark} {key}: APN {p.apn}, proxy {p.proxy_address}:{p.proxy_port}, MMSC {p.mmsc_url}"
+        )
         out.print(
-            f"{mark} {key}: APN {p.apn}, proxy {p.proxy_address}:{p.proxy_port}, "
-            f"MMSC {p.mmsc_url}, {p.security} (without IMSI: {p.without_imsi})",
+            f"{line}, {p.security} (without IMSI: {p.without_imsi})",
             highlight=False,
             markup=False,
             soft_wrap=True,
@@ -354,100 +353,31 @@ def ota_preview(
     from mmsq.adapters.wbxml_tool import Wbxml2Xml, WbxmlDecodeError
     from mmsq.msisdn import MsisdnNormaliser, mask_msisdn
     from mmsq.ota_message import prepare_ota_message
-    from mmsq.wap_push import Requestable
+    from mmsq.ota_preview import OtaPreview, parse_security
 
     settings = _settings()
     number = MsisdnNormaliser(settings.ingest.default_region).normalise(msisdn)
     if number is None:
         raise _fail(f"not a valid MSISDN: {mask_msisdn(msisdn)}")
-    method = security.upper() if security else None
-    if method is not None and method not in _OTA_SECURITY:
-        raise _fail(f"--security must be one of {', '.join(_OTA_SECURITY)}")
     profiles = _ota_profiles(settings.rules.dir)
     try:
-        chosen = profiles.get(profile)
+        method = parse_security(security)
         message = prepare_ota_message(
-            chosen,
-            imsi=imsi,
-            pin=pin,
-            security=cast("Requestable | None", method),
-            reference=reference,
+            profiles.get(profile), imsi=imsi, pin=pin, security=method, reference=reference
         )
     except (KeyError, ValueError) as exc:
         raise _fail(str(exc).strip("'\"")) from None
-
-    decoder = Wbxml2Xml.find()
-    decoded: str | None = None
-    decode_note = "wbxml2xml not installed (Debian package libwbxml2-utils)"
-    if decoder is not None:
+    decoded, note = None, "wbxml2xml not installed (Debian package libwbxml2-utils)"
+    if (decoder := Wbxml2Xml.find()) is not None:
         try:
-            decoded = decoder.decode(message.wbxml)
-            decode_note = "decoded by wbxml2xml"
-        except (WbxmlDecodeError, OSError, subprocess.TimeoutExpired) as exc:
-            decode_note = str(exc)
-
-    d = message.decision
-    doc = {
-        "msisdn": mask_msisdn(number),
-        "profile": profile or profiles.default,
-        "document_xml": message.xml,
-        "wbxml_hex": message.wbxml.hex(),
-        "wbxml_octets": len(message.wbxml),
-        "security": {
-            "action": d.action,
-            "method": d.method.name if d.method is not None else None,
-            "reason": d.reason,
-            "pin_for_help_sms": d.pin_for_help_sms,
-            "mac": message.security.mac if message.security else None,
-        },
-        "push_header_hex": message.pdu[: message.headers_length].hex() if message.pdu else None,
-        "segments": [
-            {
-                "seq": s.seq,
-                "total": s.total,
-                "udh_hex": s.udh.hex(),
-                "payload_hex": s.payload.hex(),
-                "short_message_hex": s.short_message.hex(),
-                "esm_class": s.esm_class,
-                "data_coding": s.data_coding,
-            }
-            for s in message.segments
-        ],
-        "decoded_xml": decoded,
-        "decoder": decode_note,
-    }
+            decoded, note = decoder.decode(message.wbxml), "decoded by wbxml2xml"
+        except WbxmlDecodeError as exc:
+            note = str(exc)
+    preview = OtaPreview(mask_msisdn(number), profile or profiles.default, message, decoded, note)
     if as_json:
-        _emit_json(doc)
-        return
-    mac = message.security.mac if message.security else None
-    lines = [
-        f"OTA MMS settings for {mask_msisdn(number)} (profile {doc['profile']})",
-        "",
-        "-- document (XML) --",
-        message.xml.rstrip("\n"),
-        "",
-        f"-- security: {d.action} {d.method.name if d.method else ''}".rstrip() + " --",
-        d.reason,
-    ]
-    if d.pin_for_help_sms:
-        lines.append(f"PIN to put in the help SMS: {d.pin_for_help_sms}")
-    if mac:
-        lines.append(f"MAC (HMAC-SHA1, uppercase hex): {mac}")
-    lines += ["", f"-- WBXML ({len(message.wbxml)} octets) --", message.wbxml.hex(" ")]
-    if message.pdu is not None:
-        lines += ["", "-- WSP push header --", message.pdu[: message.headers_length].hex(" ")]
-        lines += ["", f"-- SMS segments ({len(message.segments)}): UDH | payload --"]
-        for s in message.segments:
-            lines.append(
-                f"[{s.seq}/{s.total}] esm_class=0x{s.esm_class:02X} "
-                f"data_coding=0x{s.data_coding:02X} {len(s.short_message)} octets"
-            )
-            lines.append(f"  UDH     {s.udh.hex(' ')}")
-            lines.append(f"  payload {s.payload.hex(' ')}")
-    lines += ["", f"-- decoded XML ({decode_note}) --"]
-    if decoded is not None:
-        lines.append(decoded.rstrip("\n"))
-    sys.stdout.write("\n".join(lines) + "\n")
+        _emit_json(preview.as_dict())
+    else:
+        sys.stdout.write(preview.as_text())
 
 
 def main() -> None:

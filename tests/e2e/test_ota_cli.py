@@ -104,7 +104,7 @@ def test_preview_text_shows_udh_and_payload_apart(tmp_path: Path) -> None:
 def test_bad_input_exits_2_with_a_message_not_a_traceback(tmp_path: Path) -> None:
     for args, words in [
         (["preview", "13800138000", "--imsi", "12x"], "IMSI"),
-        (["preview", "13800138000", "--security", "USERPINMAC"], "--security"),
+        (["preview", "13800138000", "--security", "USERPINMAC"], "security must be one of"),
         (["preview", "13800138000", "--profile", "nope"], "china-mobile"),
         (["preview", "12"], "MSISDN"),
     ]:
