@@ -356,6 +356,93 @@ def sim_mmsc(
     )
 
 
+# -- ota -----------------------------------------------------------------------------------
+
+ota_app = typer.Typer(help="OTA MMS settings (OMA Client Provisioning).", no_args_is_help=True)
+app.add_typer(ota_app, name="ota")
+
+
+def _ota_profiles(directory: Path | None) -> Any:
+    from mmsq.ota_profiles import load_ota_profiles
+
+    try:
+        return load_ota_profiles(directory)
+    except RulesError as exc:
+        raise _fail("invalid OTA profiles: " + str(exc)) from None
+
+
+@ota_app.command("profiles")
+def ota_profiles(
+    directory: Annotated[Path | None, typer.Argument(help="operator rules directory")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate and list the OTA settings profiles (shipped + operator directory)."""
+    target = directory if directory is not None else _settings().rules.dir
+    profiles = _ota_profiles(target)
+    if as_json:
+        _emit_json(
+            {
+                "default": profiles.default,
+                "profiles": {k: v.model_dump() for k, v in profiles.profiles.items()},
+            }
+        )
+        return
+    for key, p in sorted(profiles.profiles.items()):
+        mark = "*" if key == profiles.default else " "
+        line = (
+            f"{mark} {key}: APN {p.apn}, proxy {p.proxy_address}:{p.proxy_port}, MMSC {p.mmsc_url}"
+        )
+        out.print(
+            f"{line}, {p.security} (without IMSI: {p.without_imsi})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@ota_app.command("preview")
+def ota_preview(
+    msisdn: Annotated[str, typer.Argument(help="subscriber number (national or E.164)")],
+    profile: Annotated[str | None, typer.Option(help="profile name (default: rules)")] = None,
+    imsi: Annotated[str | None, typer.Option(help="subscriber IMSI, for NETWPIN")] = None,
+    pin: Annotated[str | None, typer.Option(help="PIN for USERPIN (default: random)")] = None,
+    security: Annotated[
+        str | None, typer.Option(help="NETWPIN, USERPIN or USERNETWPIN (default: profile)")
+    ] = None,
+    reference: Annotated[int, typer.Option(help="SMS concatenation reference 0-255")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the OTA MMS settings push for one subscriber: XML, security, MAC, SMS segments."""
+    from mmsq.adapters.wbxml_tool import Wbxml2Xml, WbxmlDecodeError
+    from mmsq.msisdn import MsisdnNormaliser, mask_msisdn
+    from mmsq.ota_message import prepare_ota_message
+    from mmsq.ota_preview import OtaPreview, parse_security
+
+    settings = _settings()
+    number = MsisdnNormaliser(settings.ingest.default_region).normalise(msisdn)
+    if number is None:
+        raise _fail(f"not a valid MSISDN: {mask_msisdn(msisdn)}")
+    profiles = _ota_profiles(settings.rules.dir)
+    try:
+        method = parse_security(security)
+        message = prepare_ota_message(
+            profiles.get(profile), imsi=imsi, pin=pin, security=method, reference=reference
+        )
+    except (KeyError, ValueError) as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    decoded, note = None, "wbxml2xml not installed (Debian package libwbxml2-utils)"
+    if (decoder := Wbxml2Xml.find()) is not None:
+        try:
+            decoded, note = decoder.decode(message.wbxml), "decoded by wbxml2xml"
+        except WbxmlDecodeError as exc:
+            note = str(exc)
+    preview = OtaPreview(mask_msisdn(number), profile or profiles.default, message, decoded, note)
+    if as_json:
+        _emit_json(preview.as_dict())
+    else:
+        sys.stdout.write(preview.as_text())
+
+
 def main() -> None:
     try:
         app()
