@@ -9,7 +9,6 @@ OMA-WAP-ProvCont 1.1 (code pages 0 and 1), as listed in the project's OMA CP ref
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape, quoteattr
 
 __all__ = ["Element", "ProvDocument", "WbxmlError", "decode_prov"]
 
@@ -237,6 +236,13 @@ _ATTR_VALUE.update(
 )
 
 
+_XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+
+
+def _escape(text: str) -> str:
+    return text.translate(_XML_ESCAPES)
+
+
 class WbxmlError(ValueError):
     """Bytes that are not a well-formed OMA CP WBXML document."""
 
@@ -441,14 +447,14 @@ def _element(r: _Reader, depth: int = 0) -> Element:  # noqa: PLR0912 - one bran
 
 def _to_xml(element: Element, indent: int, out: list[str]) -> None:
     pad = "  " * indent
-    attrs = "".join(f" {k}={quoteattr(v)}" for k, v in element.attrs)
+    attrs = "".join(f' {_escape(k)}="{_escape(v)}"' for k, v in element.attrs)
     if not element.children:
-        out.append(f"{pad}<{escape(element.tag)}{attrs}/>")
+        out.append(f"{pad}<{_escape(element.tag)}{attrs}/>")
         return
-    out.append(f"{pad}<{escape(element.tag)}{attrs}>")
+    out.append(f"{pad}<{_escape(element.tag)}{attrs}>")
     for child in element.children:
         _to_xml(child, indent + 1, out)
-    out.append(f"{pad}</{escape(element.tag)}>")
+    out.append(f"{pad}</{_escape(element.tag)}>")
 
 
 def _collect(element: Element, path: tuple[str, ...], params: dict[str, str]) -> None:
