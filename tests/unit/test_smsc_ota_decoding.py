@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
+import defusedxml.ElementTree
 import pytest
 
 from mmsq.simulators.ota_push import (
@@ -26,6 +27,7 @@ from tests.ota_cp_vectors import (
     WORKED_EXAMPLE,
     characteristic,
     parm,
+    s,
     wsp_push,
 )
 
@@ -187,3 +189,19 @@ def test_push_that_is_not_oma_cp_is_a_decode_error() -> None:
         decode_ota_push("1", bytes([1, 6, 1, 0xAE]) + b"x", None, None)  # 0x2E: SI, not CP
     with pytest.raises(OtaDecodeError, match="WBXML"):
         decode_ota_push("1", wsp_push(1, USERPIN_MAC, WORKED_EXAMPLE[:100]), None, "1234")
+
+
+def test_decoded_xml_is_well_formed_even_with_markup_in_values() -> None:
+    doc = b"".join(
+        [
+            b"\x03\x0b\x6a\x00\xc5\x46\x01",
+            characteristic(b"\x55", parm(b"\x07", s('a&b "c" <d>'))),
+            END,
+        ]
+    )
+    decoded = decode_prov(doc)
+    root = defusedxml.ElementTree.fromstring(decoded.xml)
+    assert root.find("characteristic/parm").get("value") == 'a&b "c" <d>'
+    assert defusedxml.ElementTree.fromstring(decode_prov(WORKED_EXAMPLE).xml).tag == (
+        "wap-provisioningdoc"
+    )
