@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 import random
 import threading
 import time
@@ -30,7 +31,7 @@ import structlog
 from mmsq.msisdn import mask_msisdn
 
 from .ota_push import OtaDecodeError, decode_ota_push
-from .outcomes import FixedOutcomes, OutcomeSource, TextSms
+from .outcomes import FixedOutcomes, OutcomeSource, SmsOutcome, TextSms
 from .smpp_pdu import (
     HEADER,
     MAX_PDU_LENGTH,
@@ -47,7 +48,7 @@ from .smpp_pdu import (
     encode_submit_sm_resp,
     encode_tlv,
 )
-from .sms_reassembly import Kind, Reassembler, Segment, split_segment
+from .sms_reassembly import Kind, Message, Reassembler, split_segment
 from .sms_userdata import UserDataError
 from .smsc_config import SmscConfig
 
@@ -70,6 +71,7 @@ _MESSAGE_STATES = {
     "UNKNOWN": 7,
     "REJECTD": 8,
 }
+_SLOT_S = 0.01  # receipts fall due in 10 ms slots
 _GSM_NETWORK = 3  # network_error_code network type (SMPP 3.4 section 5.3.2.31)
 
 
@@ -152,6 +154,9 @@ def receipt_text(
 
 
 def _ascii(text: str) -> str:
+    """Printable ASCII for the receipt text: anything else becomes '?'."""
+    if text.isascii() and text.isprintable():
+        return text
     return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
@@ -257,7 +262,8 @@ class SmscSimulator:
     """The SMSC simulator; ``start()``/``stop()`` or use it as a context manager.
 
     ``clock`` gives the wall-clock time written into receipts; ``monotonic`` drives the
-    throughput limit (both are seams for tests).
+    throughput limit (both are seams for tests). The ``OutcomeSource`` is called from the
+    server's thread, one call at a time.
     """
 
     def __init__(
@@ -287,6 +293,7 @@ class SmscSimulator:
         self._sessions: set[_Session] = set()
         self._receivers: dict[str, list[_Session]] = {}
         self._held: dict[str, deque[_Receipt]] = {}
+        self._due: dict[int, list[_Receipt]] = {}
         self._rr = 0
         self._next_id = cfg.first_message_id
         self._id_fmt = "d" if cfg.id_format == "dec" else "x"
@@ -518,7 +525,7 @@ class SmscSimulator:
         self._next_id += 1
         message_id = format(number, self._id_fmt)
         c.submits += 1
-        segment = self._decode(sm)
+        excerpt = self._decode(sm)
         with self._log_lock:
             self._log.append(
                 ReceivedSm(
@@ -534,7 +541,7 @@ class SmscSimulator:
                 )
             )
         if sm.registered_delivery & 0x03:
-            self._schedule_receipt(session.system_id, number, sm, segment)
+            self._schedule_receipt(session.system_id, number, sm, excerpt)
         return self._respond(session, encode_submit_sm_resp(Status.OK, sequence, message_id))
 
     def _respond(self, session: _Session, pdu: bytes) -> bytes | None:
@@ -556,41 +563,50 @@ class SmscSimulator:
 
     # -- decoding --------------------------------------------------------------------------
 
-    def _decode(self, sm: SubmitSm) -> Segment | None:
+    def _decode(self, sm: SubmitSm) -> str:
+        """Decode one submit_sm and hand over a completed message; the receipt excerpt."""
         cfg = self.config
         try:
             segment = split_segment(sm, cfg.gsm7_packing, cfg.wap_push_port)
         except UserDataError as exc:
             self._decode_failed(sm.destination_addr, str(exc))
-            return None
+            return ""
         if segment.kind is Kind.BINARY:
             self._counters.binary += 1
-            return segment
+            return ""
         message = self._reassembler.add(sm, segment)
         if message is None:
-            return segment
-        outcomes = self.outcomes
-        dest = message.destination
-        if message.kind is Kind.TEXT:
-            try:
-                text = message.text()
-            except UserDataError as exc:
-                self._decode_failed(dest, str(exc))
-                return segment
-            self._counters.texts += 1
-            sms = TextSms(dest, text, message.data_coding, message.segments)
-            self._hand_over(outcomes.on_text_sms, sms)
-        else:
-            try:
-                push = decode_ota_push(
-                    dest, message.units, outcomes.imsi(dest), outcomes.user_pin(dest)
-                )
-            except OtaDecodeError as exc:
-                self._decode_failed(dest, str(exc))
-                return segment
-            self._counters.pushes += 1
-            self._hand_over(outcomes.on_ota_push, push)
-        return segment
+            return segment.excerpt()
+        if message.kind is Kind.PUSH:
+            self._push_received(message)
+            return ""
+        text = self._text_received(message)
+        if message.segments > 1 or text is None:
+            return segment.excerpt()
+        return text[:20]
+
+    def _text_received(self, message: Message) -> str | None:
+        try:
+            text = message.text()
+        except UserDataError as exc:
+            self._decode_failed(message.destination, str(exc))
+            return None
+        self._counters.texts += 1
+        sms = TextSms(message.destination, text, message.data_coding, message.segments)
+        self._hand_over(self.outcomes.on_text_sms, sms)
+        return text
+
+    def _push_received(self, message: Message) -> None:
+        outcomes, dest = self.outcomes, message.destination
+        try:
+            push = decode_ota_push(
+                dest, message.units, outcomes.imsi(dest), outcomes.user_pin(dest)
+            )
+        except OtaDecodeError as exc:
+            self._decode_failed(dest, str(exc))
+            return
+        self._counters.pushes += 1
+        self._hand_over(outcomes.on_ota_push, push)
 
     def _hand_over(self, callback: Callable[[_T], None], value: _T) -> None:
         try:
@@ -606,10 +622,12 @@ class SmscSimulator:
 
     # -- receipts --------------------------------------------------------------------------
 
-    def _schedule_receipt(
-        self, system_id: str, number: int, sm: SubmitSm, segment: Segment | None
-    ) -> None:
-        outcome = self.outcomes.sms_outcome(sm.destination_addr)
+    def _schedule_receipt(self, system_id: str, number: int, sm: SubmitSm, excerpt: str) -> None:
+        try:
+            outcome = self.outcomes.sms_outcome(sm.destination_addr)
+        except Exception:  # a faulty outcome source must not break the SMPP session
+            _log.exception("outcome source failed", msisdn=mask_msisdn(sm.destination_addr))
+            outcome = SmsOutcome()
         if sm.registered_delivery & 0x03 == 2 and outcome.stat == "DELIVRD":
             return  # receipt asked for on failure only
         receipt = _Receipt(
@@ -620,15 +638,25 @@ class SmscSimulator:
             outcome.stat,
             outcome.err,
             self._clock(),
-            _ascii(segment.excerpt()) if segment is not None else "",
+            _ascii(excerpt),
         )
         self._counters.receipts_waiting += 1
-        asyncio.get_running_loop().call_later(max(0.0, outcome.delay_s), self._receipt_due, receipt)
+        # One timer per 10 ms slot rather than per receipt: thousands of receipts a second.
+        loop = asyncio.get_running_loop()
+        slot = math.ceil((loop.time() + max(0.0, outcome.delay_s)) / _SLOT_S)
+        due = self._due.get(slot)
+        if due is None:
+            due = self._due[slot] = []
+            loop.call_at(slot * _SLOT_S, self._receipts_due, slot)
+        due.append(receipt)
 
-    def _receipt_due(self, receipt: _Receipt) -> None:
-        self._counters.receipts_waiting -= 1
-        receipt.done = self._clock()
-        self._route(receipt)
+    def _receipts_due(self, slot: int) -> None:
+        receipts = self._due.pop(slot, [])
+        self._counters.receipts_waiting -= len(receipts)
+        done = self._clock()
+        for receipt in receipts:
+            receipt.done = done
+            self._route(receipt)
 
     def _route(self, receipt: _Receipt) -> None:
         group = self._receivers.get(receipt.system_id)
