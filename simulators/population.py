@@ -16,7 +16,6 @@ receive the same calls have identical ground truth and outcomes.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -49,12 +48,12 @@ from mmsq.simulators.handset_states import (
 )
 from mmsq.simulators.outcomes import MmsOutcome, OtaPush, SmsOutcome, TextSms
 from mmsq.simulators.population_config import PopulationConfig
+from mmsq.simulators.population_dynamics import BASE_STATES, night_changes
+from mmsq.simulators.seeded_draws import EventKeys, WeightedPick, unit, unit_array
 
 __all__ = ["Complaint", "HandsetPopulation", "PopulationCounters"]
 
 _S = HandsetState
-_M64 = (1 << 64) - 1
-_INV53 = 2.0**-53
 _SALT_MMS, _SALT_SMS, _SALT_TEXT, _SALT_OTA = 0x4D4D53, 0x534D53, 0x545854, 0x4F5441
 
 # China Mobile number ranges (the newspaper is a China Mobile product in the case studies).
@@ -62,39 +61,8 @@ _PREFIXES = np.array(
     [134, 135, 136, 137, 138, 139, 147, 150, 151, 152, 157, 158, 159, 182, 183, 184, 187, 188, 198],
     dtype=np.int64,
 )
-_BASE_STATES = np.array(
-    [s for s in HandsetState if s not in TEMPORARY and s is not _S.NUMBER_CANCELLED],
-    dtype=np.uint8,
-)
 _NO_COMPLAINT = np.array([_S.NUMBER_CANCELLED, _S.POWERED_OFF_WEEKS], dtype=np.uint8)
 _STATE_VERDICT = np.array([VERDICTS.index(EXPECTED_VERDICT[s]) for s in HandsetState])
-
-# Daily events on a handset in a base state, in the order their probabilities are stacked.
-_EV_CANCEL, _EV_SUSPEND, _EV_OFF_WEEKS, _EV_OFF_HOURS, _EV_COVERAGE = 0, 1, 2, 3, 4
-_EV_SWAP, _EV_RESET, _EV_MEMFILL, _EV_AUTODL, _EV_NONE = 5, 6, 7, 8, 9
-
-
-def _mix(x: int) -> int:
-    """splitmix64 finaliser on Python ints (the scalar twin of ``_mix_np``)."""
-    x = (x + 0x9E3779B97F4A7C15) & _M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
-
-
-def _mix_np(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def _unit(h: int, k: int) -> float:
-    return (_mix(h + k) >> 11) * _INV53
-
-
-def _unit_np(h: NDArray[np.uint64], k: int) -> NDArray[np.float64]:
-    return (_mix_np(h + np.uint64(k)) >> np.uint64(11)).astype(np.float64) * _INV53
 
 
 def _national(msisdn: str) -> int | None:
@@ -135,30 +103,6 @@ class PopulationCounters:
     pushes_broke: int = 0
 
 
-@dataclass(frozen=True)
-class _Picker:
-    """Weighted choice among outcome ids by one uniform: scalar and vectorised alike."""
-
-    ids: NDArray[np.int32]
-    cum: NDArray[np.float64]
-    id_list: tuple[int, ...]
-    cum_list: tuple[float, ...]
-
-    @classmethod
-    def of(cls, ids: Sequence[int], weights: Sequence[float]) -> _Picker:
-        w = np.asarray(weights, dtype=np.float64)
-        cum = np.cumsum(w) / w.sum()
-        arr = np.asarray(ids, dtype=np.int32)
-        return cls(arr, cum, tuple(arr.tolist()), tuple(cum.tolist()))
-
-    def one(self, u: float) -> int:
-        return self.id_list[min(bisect_right(self.cum_list, u), len(self.id_list) - 1)]
-
-    def many(self, u: NDArray[np.float64]) -> NDArray[np.int32]:
-        pos = np.minimum(np.searchsorted(self.cum, u, side="right"), len(self.ids) - 1)
-        return self.ids[pos]
-
-
 class HandsetPopulation:
     """N subscribers with numbers, SIMs, handsets, regions and handset states; day by day.
 
@@ -178,7 +122,10 @@ class HandsetPopulation:
         extra = unknown_devices((d.tac for d in shipped), cfg.seed)
         self.devices: tuple[Device, ...] = shipped + extra
         self._n_known_devices = len(shipped)
-        self._key = _mix((cfg.seed & _M64) ^ 0x5EED5EED)
+        self._keys = {
+            salt: EventKeys(cfg.seed, salt)
+            for salt in (_SALT_MMS, _SALT_SMS, _SALT_TEXT, _SALT_OTA)
+        }
         self._day = 0
         self.counters = PopulationCounters()
         self._complaints: list[Complaint] = []
@@ -196,11 +143,11 @@ class HandsetPopulation:
         cfg = self.config
         variants: list[MmsVariant] = []
 
-        def add(vs: Iterable[MmsVariant]) -> _Picker:
+        def add(vs: Iterable[MmsVariant]) -> WeightedPick:
             vs = list(vs)
             start = len(variants)
             variants.extend(vs)
-            return _Picker.of(range(start, start + len(vs)), [v.weight for v in vs])
+            return WeightedPick.of(range(start, start + len(vs)), [v.weight for v in vs])
 
         self._mms_pick = [add(MMS_VARIANTS[s]) for s in HandsetState]
         self._transient_pick = add(HEALTHY_TRANSIENT)
@@ -221,12 +168,12 @@ class HandsetPopulation:
         )
 
         sms: list[SmsVariant] = []
-        self._sms_pick: list[_Picker] = []
+        self._sms_pick: list[WeightedPick] = []
         for s in HandsetState:
             start = len(sms)
             sms.extend(SMS_VARIANTS[s])
             self._sms_pick.append(
-                _Picker.of(range(start, len(sms)), [v.weight for v in SMS_VARIANTS[s]])
+                WeightedPick.of(range(start, len(sms)), [v.weight for v in SMS_VARIANTS[s]])
             )
         self._sms_transient_id = len(sms)
         sms.append(SMS_TRANSIENT)
@@ -307,13 +254,13 @@ class HandsetPopulation:
 
         shares = np.array(cfg.shares())
         state = rng_state.choice(len(shares), size=n, p=shares).astype(np.uint8)
-        base_shares = shares[_BASE_STATES]
+        base_shares = shares[BASE_STATES]
         if base_shares.sum() <= 0:
-            base_shares = np.ones(len(_BASE_STATES))
-        underlying = _BASE_STATES[
-            rng_state.choice(len(_BASE_STATES), size=n, p=base_shares / base_shares.sum())
+            base_shares = np.ones(len(BASE_STATES))
+        underlying = BASE_STATES[
+            rng_state.choice(len(BASE_STATES), size=n, p=base_shares / base_shares.sum())
         ]
-        is_base = np.isin(state, _BASE_STATES)
+        is_base = np.isin(state, BASE_STATES)
         self._prev = np.where(is_base, state, underlying).astype(np.uint8)
         self._state = state
         self._dev = self._draw_devices(rng_dev, self._prev != _S.NON_MMS_HANDSET)
@@ -452,20 +399,13 @@ class HandsetPopulation:
     # ------------------------------------------------------------------ message outcomes
 
     def _hash(self, salt: int, i: int, seq: int) -> int:
-        h = _mix(_mix(self._key ^ salt) ^ i)
-        return _mix(h ^ ((self._day << 32) | seq))
-
-    def _hash_np(
-        self, salt: int, idx: NDArray[np.int64], seq: NDArray[np.uint32]
-    ) -> NDArray[np.uint64]:
-        h = _mix_np(np.uint64(_mix(self._key ^ salt)) ^ idx.astype(np.uint64))
-        day = np.uint64(self._day << 32)
-        return _mix_np(h ^ (day | seq.astype(np.uint64)))
+        return int(self._keys[salt].key(i, self._day, seq))
 
     def _mms_id(self, state: int, h: int) -> int:
         cfg = self.config
-        uu, un, up = _unit(h, 1), _unit(h, 2), _unit(h, 3)
+        uu, un, up = unit(h, 1), unit(h, 2), unit(h, 3)
         t, e = cfg.transient_share, cfg.healthy_expiry_share
+        base: int
         if state == _S.HEALTHY and un < t:
             base = self._transient_pick.one(un / t)
         elif state == _S.HEALTHY and un < t + e:
@@ -480,7 +420,7 @@ class HandsetPopulation:
 
     def _mms_ids_np(self, state: NDArray[np.uint8], h: NDArray[np.uint64]) -> NDArray[np.int32]:
         cfg = self.config
-        uu, un, up = _unit_np(h, 1), _unit_np(h, 2), _unit_np(h, 3)
+        uu, un, up = unit_array(h, 1), unit_array(h, 2), unit_array(h, 3)
         t, e = cfg.transient_share, cfg.healthy_expiry_share
         out = np.empty(state.size, dtype=np.int32)
         for s in HandsetState:
@@ -531,7 +471,9 @@ class HandsetPopulation:
             seq = self._mms_seq[idx] + rank
             np.add.at(self._mms_seq, idx, 1)
             self.counters.mms += int(idx.size)
-            return self._mms_ids_np(self._state[idx], self._hash_np(_SALT_MMS, idx, seq))
+            return self._mms_ids_np(
+                self._state[idx], self._keys[_SALT_MMS].keys(idx, self._day, seq)
+            )
 
     def mms_outcomes(self, msisdns: Sequence[str]) -> list[MmsOutcome]:
         """``mms_outcome`` for many MSISDNs at once (one MM each, in order)."""
@@ -576,16 +518,16 @@ class HandsetPopulation:
             self.counters.sms += 1
             state = int(self._state[i])
             h = self._hash(_SALT_SMS, i, seq)
-        if state not in OUT_OF_REACH and _unit(h, 1) < self.config.sms_transient_share:
+        if state not in OUT_OF_REACH and unit(h, 1) < self.config.sms_transient_share:
             return self.sms_table[self._sms_transient_id]
-        return self.sms_table[self._sms_pick[state].one(_unit(h, 2))]
+        return self.sms_table[self._sms_pick[state].one(unit(h, 2))]
 
     # ------------------------------------------------------------------ what handsets receive
 
     def _event_unit(self, salt: int, i: int) -> float:
         seq = int(self._evt_seq[i])
         self._evt_seq[i] = seq + 1
-        return _unit(self._hash(salt, i, seq), 1)
+        return float(unit(self._hash(salt, i, seq), 1))
 
     def on_text_sms(self, sms: TextSms) -> None:
         """A help SMS: may get the subscriber to fix MMS settings or clear the inbox.
@@ -702,73 +644,19 @@ class HandsetPopulation:
 
     def _transitions(self, rng: np.random.Generator) -> None:
         r = self.config.rates
-        s, prev = self._state, self._prev
-        n = s.size
-        u = rng.random(n)
-        changed = np.zeros(n, dtype=bool)
-        for st, p in (
-            (_S.POWERED_OFF_HOURS, r.power_on_hours),
-            (_S.POWERED_OFF_WEEKS, r.power_on_weeks),
-            (_S.OUT_OF_COVERAGE, r.coverage_back),
-            (_S.SUSPENDED_BILLING, r.unsuspend),
-        ):
-            m = (s == st) & (u < p)
-            s[m] = prev[m]
-            changed |= m
-        m = (s == _S.MEMORY_FULL) & (u < r.memory_clear)
-        s[m] = _S.HEALTHY
-        changed |= m
-
-        u2 = rng.random(n)
-        u3 = rng.random(n)
-        cum = np.cumsum(
-            [
-                r.cancel,
-                r.suspend,
-                r.power_off_weeks,
-                r.power_off_hours,
-                r.coverage_loss,
-                r.handset_swap,
-                r.factory_reset,
-                r.memory_fill,
-                r.auto_download_off,
-            ]
-        )
-        ev = np.searchsorted(cum, u2, side="right")
-        ev[changed | ~np.isin(s, _BASE_STATES)] = _EV_NONE
-        non_mms = s == _S.NON_MMS_HANDSET
-        late = non_mms & (ev >= _EV_SWAP) & (ev < _EV_NONE)
-        ev[late] = _EV_NONE  # resets and full inboxes do not matter to a phone without MMS
-        ev[non_mms & (ev == _EV_NONE) & (u3 < r.non_mms_swap) & ~changed] = _EV_SWAP
-
-        s[ev == _EV_CANCEL] = _S.NUMBER_CANCELLED
-        for e, st in (
-            (_EV_SUSPEND, _S.SUSPENDED_BILLING),
-            (_EV_OFF_WEEKS, _S.POWERED_OFF_WEEKS),
-            (_EV_OFF_HOURS, _S.POWERED_OFF_HOURS),
-            (_EV_COVERAGE, _S.OUT_OF_COVERAGE),
-        ):
-            m = ev == e
-            prev[m] = s[m]
-            s[m] = st
-        s[ev == _EV_RESET] = _S.SETTINGS_WRONG_APN
-        s[(ev == _EV_MEMFILL) & (s == _S.HEALTHY)] = _S.MEMORY_FULL
-        s[(ev == _EV_AUTODL) & (s == _S.HEALTHY)] = _S.AUTO_DOWNLOAD_OFF
-
-        swap = np.flatnonzero(ev == _EV_SWAP)
+        swap = night_changes(self._state, self._prev, r, rng)
         if swap.size:
             capable_draw = rng.random(swap.size) >= 0.03  # few new phones lack MMS
             dev = self._draw_devices(rng, capable_draw)
             self._dev[swap] = dev
             self._serial[swap] = rng.integers(0, 10**6, size=swap.size)
-            capable = self._dev_mms[dev]
             w = rng.random(swap.size)
             new = np.where(
                 w < r.swap_wrong_settings * 0.6,
                 _S.SETTINGS_WRONG_APN,
                 np.where(w < r.swap_wrong_settings, _S.SETTINGS_WRONG_MMSC, _S.HEALTHY),
             )
-            s[swap] = np.where(capable, new, _S.NON_MMS_HANDSET).astype(np.uint8)
+            self._state[swap] = np.where(self._dev_mms[dev], new, _S.NON_MMS_HANDSET)
 
     def _complain(self, day: int) -> None:
         cfg = self.config
