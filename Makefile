@@ -31,3 +31,7 @@ bench-ingest: setup
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info
+
+.PHONY: bench-population
+bench-population: setup
+	$(BIN)/python bench/bench_population.py
