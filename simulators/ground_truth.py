@@ -37,10 +37,13 @@ def write_ground_truth(population: HandsetPopulation, path: Path) -> int:
     rows = 0
     if name.endswith(".parquet"):
         writer: pq.ParquetWriter | None = None
+        # Plain strings: smaller and quicker than a 1.5M-entry dictionary in every row group.
+        msisdns = pa.array(population.msisdns(), type=pa.string())
         try:
             for day in population.days:
                 frame = population.ground_truth_day(day)
                 table = pa.Table.from_pandas(frame, preserve_index=False)
+                table = table.set_column(0, "msisdn", msisdns)
                 if writer is None:
                     writer = pq.ParquetWriter(path, table.schema, compression="zstd")
                 writer.write_table(table)

@@ -132,6 +132,7 @@ class HandsetPopulation:
         self._nags: dict[int, list[int]] = {}
         self._history: list[tuple[int, NDArray[np.uint8], NDArray[np.int16]]] = []
         self._msisdn_text: NDArray[np.str_] | None = None
+        self._msisdn_cat: pd.CategoricalDtype | None = None
         self._build_tables()
         self._build_devices()
         self._build_subscribers()
@@ -317,6 +318,12 @@ class HandsetPopulation:
         if self._msisdn_text is None:
             self._msisdn_text = np.strings.add("+86", self._msisdn.astype(str))
         return self._msisdn_text if indices is None else self._msisdn_text[indices]
+
+    def _msisdn_dtype(self) -> pd.CategoricalDtype:
+        """The MSISDNs as a categorical type, built once (validating 1.5M categories is slow)."""
+        if self._msisdn_cat is None:
+            self._msisdn_cat = pd.CategoricalDtype(pd.Index(self.msisdns()))
+        return self._msisdn_cat
 
     def imsi(self, msisdn: str) -> str | None:
         i = self.index_of(msisdn)
@@ -729,7 +736,9 @@ class HandsetPopulation:
         model_code = np.array([models.index(f"{d.brand} {d.model}") for d in devs])
         return pd.DataFrame(
             {
-                "msisdn": _categorical(np.arange(self.size), self.msisdns()),
+                "msisdn": pd.Categorical.from_codes(
+                    np.arange(self.size), dtype=self._msisdn_dtype()
+                ),
                 "day": (self.config.start_date + timedelta(days=day)).isoformat(),
                 "state": _categorical(state, STATE_NAMES),
                 "expected_verdict": _categorical(_STATE_VERDICT[state], VERDICTS),
