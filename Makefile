@@ -35,3 +35,7 @@ clean:
 .PHONY: bench-smsc
 bench-smsc: setup
 	$(BIN)/python bench/bench_smsc.py
+
+.PHONY: bench-population
+bench-population: setup
+	$(BIN)/python bench/bench_population.py
