@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -268,29 +269,74 @@ def quarantine_export(
 
 @app.command("demo")
 def demo(
-    subscribers: Annotated[int, typer.Option(help="simulated subscribers")] = 20_000,
-    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    subscribers: Annotated[int, typer.Option(min=100, help="simulated subscribers")] = 20_000,
+    days: Annotated[int, typer.Option(min=1, help="simulated days")] = 14,
+    observe_days: Annotated[
+        int, typer.Option(min=0, help="first days with mmsq only observing")
+    ] = 4,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same run)")] = 7,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate a day of CDRs for a simulated province and ingest it (the quick-start job)."""
-    from mmsq.adapters.sql_store import SqlStore
-    from mmsq.simulators.cdr_generator import CdrSpec, write_cdr
+    """Simulate a province's newspaper for some days on 127.0.0.1, with mmsq watching, then acting.
+
+    The MMSC, SMSC and handset population run as simulators; each night's CDR export is
+    ingested. Everything lives under DATA_DIR/demo (recreated on each run).
+    """
+    from mmsq.demo import DayFigures, DemoConfig, run_demo
 
     settings = _settings()
-    store = SqlStore.from_url(settings.database_url)
-    try:
-        store.upgrade()
-    finally:
-        store.close()
-    path = settings.data_dir / "inbox" / f"cdr-demo-{seed}.csv.gz"
-    rows = write_cdr(path, CdrSpec(subscribers=subscribers, seed=seed))
-    if not as_json:
-        out.print(f"generated {rows:,} CDR rows for {subscribers:,} subscribers: {path}")
-    summary = run_ingest(settings, [path], as_json)
+    config = DemoConfig(
+        subscribers=subscribers,
+        days=days,
+        observe_days=min(observe_days, days),
+        seed=seed,
+        workdir=settings.data_dir / "demo",
+        timezone=settings.ingest.timezone,
+        default_region=settings.ingest.default_region,
+        rules_dir=settings.rules.dir,
+    )
+    table = Table(title=f"mmsq demo: {subscribers:,} subscribers, {days} days (seed {seed})")
+    for col in ("day", "phase", "sent", "delivered", "success", "top causes of failure"):
+        table.add_column(
+            col, justify="right" if col in {"sent", "delivered", "success"} else "left"
+        )
+    show = not as_json and err.is_terminal
+    with Progress(
+        TextColumn("[bold]demo"),
+        BarColumn(),
+        TextColumn("day {task.completed:.0f}/{task.total:.0f}"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not show,
+    ) as progress:
+        task = progress.add_task("days", total=days)
+
+        def on_day(d: DayFigures) -> None:
+            progress.advance(task)
+            failures = Counter(
+                {k: v for k, v in d.by_cause.items() if k not in {"delivered", "pending"}}
+            )
+            mix = ", ".join(f"{k} {v / max(d.final, 1):.1%}" for k, v in failures.most_common(3))
+            rate = "n/a" if d.success_rate is None else f"{d.success_rate:.1%}"
+            table.add_row(d.day.isoformat(), d.phase, f"{d.sent:,}", f"{d.delivered:,}", rate, mix)
+            if not as_json and not show:
+                out.print(f"{d.day} {d.phase:7} sent {d.sent:,} delivered {d.delivered:,} ({rate})")
+
+        result = run_demo(config, on_day)
     if as_json:
-        _emit_json(summary)
-    else:
-        _render_summary(summary)
+        _emit_json(result.as_dict())
+        return
+    out.print(table)
+    before, after = result.phase_rate("observe"), result.phase_rate("act")
+    out.print(
+        "success rate while observing: "
+        + ("n/a" if before is None else f"{before:.1%}")
+        + "; with mmsq acting: "
+        + ("n/a" if after is None else f"{after:.1%}")
+    )
+    out.print(f"capabilities on after day {observe_days}: {', '.join(result.capabilities)}")
+    out.print(f"complaints in the simulated population: {result.complaints}")
+    out.print(f"simulators were at {result.endpoints['mmsc']} and {result.endpoints['smsc']}")
 
 
 # -- sim -----------------------------------------------------------------------------------

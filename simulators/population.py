@@ -132,6 +132,7 @@ class HandsetPopulation:
         self._nags: dict[int, list[int]] = {}
         self._history: list[tuple[int, NDArray[np.uint8], NDArray[np.int16]]] = []
         self._msisdn_text: NDArray[np.str_] | None = None
+        self._text_index: dict[str, int] | None = None
         self._msisdn_cat: pd.CategoricalDtype | None = None
         self._build_tables()
         self._build_devices()
@@ -296,6 +297,12 @@ class HandsetPopulation:
 
     def index_of(self, msisdn: str) -> int | None:
         """The subscriber's index, from any usual MSISDN spelling; None when not ours."""
+        if self._text_index is None:
+            # E.164 spellings (what the simulators pass) resolve with one dict lookup.
+            self._text_index = {m: i for i, m in enumerate(self.msisdns().tolist())}
+        found = self._text_index.get(msisdn)
+        if found is not None:
+            return found
         value = _national(msisdn)
         if value is None:
             return None

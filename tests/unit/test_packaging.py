@@ -29,7 +29,8 @@ IO_LIBRARIES = {
     "uvicorn",
 }
 # The composition root and the thin entry points are allowed to wire adapters.
-WIRING = {"bootstrap.py", "cli.py", "__main__.py"}
+# demo.py is an entry point too: it starts the simulators and wires mmsq around them.
+WIRING = {"bootstrap.py", "cli.py", "__main__.py", "demo.py"}
 
 
 def test_every_subpackage_imports_under_the_mmsq_name() -> None:
