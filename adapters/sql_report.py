@@ -57,6 +57,20 @@ def _interpolate(p: float, n: int, ranked: dict[int, float]) -> float | None:
     return low + (h - lo) * (high - low)
 
 
+_COUNTS = {"attempts", "final", "delivered", "subscribers", "events", "total", "count"}
+_SECONDS = {"p50_s", "p90_s", "p99_s"}
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Counts as int64, seconds as float; keys stay objects, so a missing key is None."""
+    for col in frame.columns:
+        if col in _COUNTS:
+            frame[col] = frame[col].astype("int64")
+        elif col in _SECONDS:
+            frame[col] = frame[col].astype("float64")
+    return frame
+
+
 class SqlReportSource:
     """Implements ``mmsq.report_data.ReportSource`` on a SQLAlchemy engine."""
 
@@ -67,7 +81,7 @@ class SqlReportSource:
     def _frame(self, name: str, query: sa.Select[Any]) -> pd.DataFrame:
         with self.engine.connect() as conn:
             rows = [tuple(r) for r in conn.execute(query)]
-        return pd.DataFrame(rows, columns=list(COLUMNS[name]))
+        return _typed(pd.DataFrame(rows, columns=list(COLUMNS[name]), dtype=object))
 
     def edition_days(self, start: date, end: date) -> pd.DataFrame:
         q = (
@@ -178,7 +192,7 @@ class SqlReportSource:
             (edition, n, *(_interpolate(p, n, ranks) for p in PERCENTILES))
             for edition, (n, ranks) in by_edition.items()
         ]
-        return pd.DataFrame(rows, columns=list(COLUMNS["latency"]))
+        return _typed(pd.DataFrame(rows, columns=list(COLUMNS["latency"]), dtype=object))
 
     # -- figures whose tables arrive with other features -----------------------------------
 

@@ -297,8 +297,9 @@ def report_document(report: WeeklyReport) -> dict[str, Any]:
 
 
 def subject_line(report: WeeklyReport) -> str:
+    # Short enough (under 78 characters with "Subject: ") never to be folded.
     return (
-        f"MMS delivery report {report.week.label}: receive success {report.totals.rate.text} "
+        f"MMS delivery {report.week.label}: success {report.totals.rate.text} "
         f"({format_pp(report.totals.change_pp)} vs last week)"
     )
 
