@@ -85,9 +85,7 @@ class SqlReportSource:
 
     def edition_days(self, start: date, end: date) -> pd.DataFrame:
         q = (
-            sa.select(
-                _ev.c.day, _ev.c.edition, sa.func.count(), _FINAL, _DELIVERED
-            )
+            sa.select(_ev.c.day, _ev.c.edition, sa.func.count(), _FINAL, _DELIVERED)
             .where(_in_week(start, end))
             .group_by(_ev.c.day, _ev.c.edition)
             .order_by(_ev.c.day, _ev.c.edition)
@@ -180,9 +178,7 @@ class SqlReportSource:
             # CAST truncates, which is floor for these non-negative positions.
             lo = sa.cast(sa.literal(p) * (ranked.c.n - 1), sa.Integer) + 1
             wanted.extend([ranked.c.rn == lo, ranked.c.rn == lo + 1])
-        q = sa.select(ranked.c.edition, ranked.c.n, ranked.c.rn, ranked.c.s).where(
-            sa.or_(*wanted)
-        )
+        q = sa.select(ranked.c.edition, ranked.c.n, ranked.c.rn, ranked.c.s).where(sa.or_(*wanted))
         by_edition: dict[str | None, tuple[int, dict[int, float]]] = {}
         with self.engine.connect() as conn:
             for edition, n, rn, s in conn.execute(q):

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmsq.bootstrap import build_app
 from mmsq.adapters.cdr_csv import CdrFileReader
 from mmsq.adapters.sql_report import SqlReportSource
+from mmsq.bootstrap import build_app
 from mmsq.report import ReportConfig, make_report
 from mmsq.report_data import ReportWeek
 from mmsq.report_devices import load_device_table
@@ -46,7 +46,7 @@ def _slow_down(path: Path, minutes: int) -> None:
     """Delay the evening edition of one day: its reports arrive ``minutes`` later."""
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         text = fh.read()
-    header, _, body = text.partition("\n")
+    _header, _, _body = text.partition("\n")
     frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="skip")
     late = frame["edition"].str.endswith("-pm") & (frame["done_at"] != "")
     done = pd.to_datetime(frame.loc[late, "done_at"], format="ISO8601")
@@ -64,10 +64,20 @@ def screenshot(html: Path, png: Path, width: int = 1000, height: int = 2400) -> 
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [
-                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={png}",
-                f"--window-size={width},{height}", "--hide-scrollbars", html.resolve().as_uri(),
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                f"--screenshot={png}",
+                f"--window-size={width},{height}",
+                "--hide-scrollbars",
+                html.resolve().as_uri(),
             ],
             check=True,
             capture_output=True,
@@ -80,6 +90,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "report-example.png")
     parser.add_argument("--html", type=Path, default=None, help="also keep the HTML here")
+    parser.add_argument("--height", type=int, default=4180, help="screenshot height (px)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -102,6 +113,7 @@ def main() -> None:
         summary = app.ingest.ingest([CdrFileReader(f, settings.ingest.chunk_bytes) for f in files])
         print(f"ingested {summary.stored:,} events in {time.perf_counter() - started:.1f} s")
         devices = load_device_table(ROOT / "tests" / "fixtures" / "devices.csv")
+        started = time.perf_counter()
         report, rendered = make_report(
             SqlReportSource(app.store.engine),
             ReportConfig.from_settings(settings),
@@ -110,10 +122,14 @@ def main() -> None:
             week=WEEK,
         )
         app.close()
+        print(
+            f"report figures and rendering for {summary.stored:,} events over two weeks: "
+            f"{time.perf_counter() - started:.2f} s (SQLite)"
+        )
         html = args.html or work / "report.html"
         html.write_text(rendered.browser_html(), encoding="utf-8")
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        screenshot(html, args.out)
+        screenshot(html, args.out, height=args.height)
     print(f"{report.week.label}: receive success {report.totals.rate.text}; wrote {args.out}")
 
 

@@ -146,15 +146,22 @@ def send_weekly_report(
             except MailError as exc:
                 error = str(exc)
                 log.warning(
-                    "report.send_failed", week=label, attempt=attempt,
-                    attempts=config.send_attempts, error=error,
+                    "report.send_failed",
+                    week=label,
+                    attempt=attempt,
+                    attempts=config.send_attempts,
+                    error=error,
                 )
                 if attempt < config.send_attempts:
                     sleep(config.retry_backoff_s * 2 ** (attempt - 1))
                 continue
             log.info(
-                "report.sent", week=label, recipients=len(config.recipients), attempts=attempt,
-                success_rate=report.totals.rate.text, bytes=len(message.as_bytes()),
+                "report.sent",
+                week=label,
+                recipients=len(config.recipients),
+                attempts=attempt,
+                success_rate=report.totals.rate.text,
+                bytes=len(message.as_bytes()),
             )
             return ReportRun(report, rendered, message, True, attempt)
     path = spool_message(message, config.spool_dir, label, clock.now())

@@ -130,7 +130,11 @@ def _latency(report: WeeklyReport, cid: str) -> Chart | None:
     ax.barh(y, p50, color=colors, label="p50")
     ax.axvline(report.p90_limit_s / 60, color=_BAD, linestyle="--", linewidth=1)
     ax.text(
-        report.p90_limit_s / 60, len(rows) - 0.4, " p90 limit", color=_BAD, fontsize=7,
+        report.p90_limit_s / 60,
+        len(rows) - 0.4,
+        " p90 limit",
+        color=_BAD,
+        fontsize=7,
         va="bottom",
     )
     ax.set_yticks(y, [e.edition for e in rows], fontsize=7)

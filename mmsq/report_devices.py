@@ -15,8 +15,15 @@ from pathlib import Path
 
 __all__ = ["UNKNOWN", "DeviceName", "DeviceTable", "load_device_table"]
 
-DEVICE_COLUMNS = ("tac", "brand", "model", "mms_capable", "ota_cp", "cp_security",
-                  "settings_profile")
+DEVICE_COLUMNS = (
+    "tac",
+    "brand",
+    "model",
+    "mms_capable",
+    "ota_cp",
+    "cp_security",
+    "settings_profile",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,10 @@ class EditionRow:
     slow: bool
 
 
+def _handset(brand: str, model: str) -> str:
+    return brand if model in ("", "unknown") else f"{brand} {model}"
+
+
 @dataclass(frozen=True, slots=True)
 class TacRow:
     tac: str | None
@@ -145,6 +149,10 @@ class TacRow:
     model: str
     subscribers: int
     outcome: OutcomeRow
+
+    @property
+    def handset(self) -> str:
+        return _handset(self.brand, self.model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +162,10 @@ class ModelRow:
     tacs: int
     subscribers: int
     outcome: OutcomeRow
+
+    @property
+    def handset(self) -> str:
+        return _handset(self.brand, self.model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,9 +379,7 @@ def _days(week: ReportWeek, cur: pd.DataFrame, prev: pd.DataFrame) -> tuple[Outc
     for day, prev_day in zip(week.days, week.previous().days, strict=True):
         a, f, d = now.get(str(day), (0, 0, 0))
         pa = before.get(str(prev_day))
-        rows.append(
-            OutcomeRow(str(day), a, f, d, Rate(pa[2], pa[1]) if pa else Rate(0, 0))
-        )
+        rows.append(OutcomeRow(str(day), a, f, d, Rate(pa[2], pa[1]) if pa else Rate(0, 0)))
     return tuple(rows)
 
 
@@ -663,7 +673,8 @@ def build_weekly_report(
         subscribers=subscribers,
         device_match=match,
         imei_seen=imei,
-        device_table=devices.source,
+        # The file name only: a report names no server paths.
+        device_table=devices.source.replace("\\", "/").rsplit("/", 1)[-1],
         unknown_codes=_unknown(source.unknown_codes(s, e), week),
         complaints=complaints,
         recovery=recovery,

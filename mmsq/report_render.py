@@ -138,43 +138,95 @@ def report_tables(report: WeeklyReport) -> dict[str, Table]:
     t["days"] = (
         ["day", *outcome_cols, "previous_week_rate", "change_pp"],
         [
-            [d.key, d.attempts, d.final, d.delivered, d.failed, _rate(d.rate),
-             _rate(d.previous), _round(d.change_pp)]
+            [
+                d.key,
+                d.attempts,
+                d.final,
+                d.delivered,
+                d.failed,
+                _rate(d.rate),
+                _rate(d.previous),
+                _round(d.change_pp),
+            ]
             for d in report.days
         ],
     )
     t["editions"] = (
-        ["edition", "days", *outcome_cols, "latency_count", "p50_s", "p90_s", "p99_s",
-         "p90_over_limit"],
         [
-            [e.edition, e.days, e.outcome.attempts, e.outcome.final, e.outcome.delivered,
-             e.outcome.failed, _rate(e.outcome.rate), e.latency.count,
-             _round(e.latency.p50_s, 1), _round(e.latency.p90_s, 1), _round(e.latency.p99_s, 1),
-             e.slow]
+            "edition",
+            "days",
+            *outcome_cols,
+            "latency_count",
+            "p50_s",
+            "p90_s",
+            "p99_s",
+            "p90_over_limit",
+        ],
+        [
+            [
+                e.edition,
+                e.days,
+                e.outcome.attempts,
+                e.outcome.final,
+                e.outcome.delivered,
+                e.outcome.failed,
+                _rate(e.outcome.rate),
+                e.latency.count,
+                _round(e.latency.p50_s, 1),
+                _round(e.latency.p90_s, 1),
+                _round(e.latency.p99_s, 1),
+                e.slow,
+            ]
             for e in report.editions
         ],
     )
     t["regions"] = (
         ["region", *outcome_cols, "previous_week_rate", "change_pp"],
         [
-            [g.key, g.attempts, g.final, g.delivered, g.failed, _rate(g.rate),
-             _rate(g.previous), _round(g.change_pp)]
+            [
+                g.key,
+                g.attempts,
+                g.final,
+                g.delivered,
+                g.failed,
+                _rate(g.rate),
+                _rate(g.previous),
+                _round(g.change_pp),
+            ]
             for g in report.regions
         ],
     )
     t["handset_models"] = (
         ["brand", "model", "tacs", "subscribers", *outcome_cols],
         [
-            [m.brand, m.model, m.tacs, m.subscribers, m.outcome.attempts, m.outcome.final,
-             m.outcome.delivered, m.outcome.failed, _rate(m.outcome.rate)]
+            [
+                m.brand,
+                m.model,
+                m.tacs,
+                m.subscribers,
+                m.outcome.attempts,
+                m.outcome.final,
+                m.outcome.delivered,
+                m.outcome.failed,
+                _rate(m.outcome.rate),
+            ]
             for m in report.models
         ],
     )
     t["handset_tacs"] = (
         ["tac", "brand", "model", "subscribers", *outcome_cols],
         [
-            [x.tac or "", x.brand, x.model, x.subscribers, x.outcome.attempts, x.outcome.final,
-             x.outcome.delivered, x.outcome.failed, _rate(x.outcome.rate)]
+            [
+                x.tac or "",
+                x.brand,
+                x.model,
+                x.subscribers,
+                x.outcome.attempts,
+                x.outcome.final,
+                x.outcome.delivered,
+                x.outcome.failed,
+                _rate(x.outcome.rate),
+            ]
             for x in report.tacs
         ],
     )
@@ -188,8 +240,14 @@ def report_tables(report: WeeklyReport) -> dict[str, Table]:
     t["unknown_codes"] = (
         ["namespace", "code", "events_this_week", "total_since_first_seen", "first_seen", "new"],
         [
-            [u.namespace, u.code, u.events, u.total,
-             u.first_seen.isoformat() if u.first_seen else None, u.new]
+            [
+                u.namespace,
+                u.code,
+                u.events,
+                u.total,
+                u.first_seen.isoformat() if u.first_seen else None,
+                u.new,
+            ]
             for u in report.unknown_codes
         ],
     )
@@ -197,35 +255,73 @@ def report_tables(report: WeeklyReport) -> dict[str, Table]:
         c = report.recovery.current
         t["recovery"] = (
             ["under_suspension", "newly_suspended", "probed", "recovered", "recovery_rate"],
-            [[c.under_suspension, c.newly_suspended, c.probed, c.recovered,
-              _rate(report.recovery.rate)]],
+            [
+                [
+                    c.under_suspension,
+                    c.newly_suspended,
+                    c.probed,
+                    c.recovered,
+                    _rate(report.recovery.rate),
+                ]
+            ],
         )
     if not isinstance(report.funnel, NotAvailable):
         f = report.funnel
         ci = f.uplift_ci_pp
         t["funnel"] = (
-            ["group", "flagged", "remedied", "recovered", "recovery_rate", "uplift_pp",
-             "uplift_ci95_low_pp", "uplift_ci95_high_pp"],
             [
-                ["remedy", f.counts.flagged, f.counts.remedied, f.counts.recovered,
-                 _rate(f.treated), _round(f.uplift_pp), _round(ci[0]) if ci else None,
-                 _round(ci[1]) if ci else None],
-                ["holdout", f.counts.holdout_flagged, 0, f.counts.holdout_recovered,
-                 _rate(f.holdout), None, None, None],
+                "group",
+                "flagged",
+                "remedied",
+                "recovered",
+                "recovery_rate",
+                "uplift_pp",
+                "uplift_ci95_low_pp",
+                "uplift_ci95_high_pp",
+            ],
+            [
+                [
+                    "remedy",
+                    f.counts.flagged,
+                    f.counts.remedied,
+                    f.counts.recovered,
+                    _rate(f.treated),
+                    _round(f.uplift_pp),
+                    _round(ci[0]) if ci else None,
+                    _round(ci[1]) if ci else None,
+                ],
+                [
+                    "holdout",
+                    f.counts.holdout_flagged,
+                    0,
+                    f.counts.holdout_recovered,
+                    _rate(f.holdout),
+                    None,
+                    None,
+                    None,
+                ],
             ],
         )
     if not isinstance(report.complaints, NotAvailable):
         cc = report.complaints
         t["complaints"] = (
             ["complaints", "subscribers", "per_10000", "change_vs_previous_week"],
-            [[cc.current.complaints, cc.current.subscribers, _round(cc.value, 3),
-              _round(cc.change, 3)]],
+            [
+                [
+                    cc.current.complaints,
+                    cc.current.subscribers,
+                    _round(cc.value, 3),
+                    _round(cc.change, 3),
+                ]
+            ],
         )
     if not isinstance(report.reconciliation, NotAvailable):
         t["reconciliation"] = (
             ["diff_class", "runs", "latest_run", "week_total", "previous_week_total"],
-            [[x.diff_class, x.runs, x.latest, x.total, x.previous_total]
-             for x in report.reconciliation],
+            [
+                [x.diff_class, x.runs, x.latest, x.total, x.previous_total]
+                for x in report.reconciliation
+            ],
         )
     return t
 
@@ -280,8 +376,13 @@ def report_document(report: WeeklyReport) -> dict[str, Any]:
         "success_rate": _rate(report.totals.rate),
         "previous_success_rate": _rate(report.totals.previous),
         "headlines": [
-            {"name": h.name, "value": h.value, "change": h.change, "basis": h.basis,
-             "available": h.available}
+            {
+                "name": h.name,
+                "value": h.value,
+                "change": h.change,
+                "basis": h.basis,
+                "available": h.available,
+            }
             for h in report.headlines
         ],
         "warnings": list(report.warnings),
@@ -325,7 +426,10 @@ def render_report(report: WeeklyReport, domain: str = "mmsq.report") -> Rendered
 
 
 def build_message(
-    rendered: RenderedReport, *, sender: str, recipients: tuple[str, ...] | list[str],
+    rendered: RenderedReport,
+    *,
+    sender: str,
+    recipients: tuple[str, ...] | list[str],
     now: datetime,
 ) -> EmailMessage:
     """The MIME message: text and HTML alternatives, inline charts, the ZIP attachment."""

@@ -81,9 +81,7 @@ def _event(i: int, row: tuple[Any, ...]) -> dict[str, Any]:
 
 def insert_dataset(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(
-            delivery_events.insert(), [_event(i, r) for i, r in enumerate(W46 + W47)]
-        )
+        conn.execute(delivery_events.insert(), [_event(i, r) for i, r in enumerate(W46 + W47)])
         conn.execute(
             subscriber_devices.insert(),
             [

@@ -45,7 +45,7 @@ class Inbox:
     messages: list[Envelope] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd hook name)
         self.messages.append(envelope)
         if session.auth_data is not None:
             self.logins.append(session.auth_data.login.decode())
@@ -138,35 +138,56 @@ def test_report_email_arrives_with_consistent_parts(
     inbox, port = smtp_server
     mailer = SmtpMailer(SmtpConfig(host="127.0.0.1", port=port, starttls=False))
     run = send_weekly_report(
-        source, mailer, config(tmp_path), devices=load_device_table(DEVICES_CSV),
-        clock=FixedClock(), week=WEEK,
+        source,
+        mailer,
+        config(tmp_path),
+        devices=load_device_table(DEVICES_CSV),
+        clock=FixedClock(),
+        week=WEEK,
     )
-    assert run.sent and run.attempts == 1 and run.spooled is None
+    assert run.sent
+    assert run.attempts == 1
+    assert run.spooled is None
     [envelope] = inbox.messages
     assert sorted(envelope.rcpt_tos) == ["manager@example.com", "noc@example.com"]
     assert envelope.content is not None
     raw = envelope.content if isinstance(envelope.content, bytes) else envelope.content.encode()
     msg = email.message_from_bytes(raw, _class=EmailMessage, policy=email.policy.default)
     assert msg.get_content_type() == "multipart/mixed"
-    assert "2026-W47" in msg["Subject"] and "60.0%" in msg["Subject"]
+    assert "2026-W47" in msg["Subject"]
+    assert "60.0%" in msg["Subject"]
     p = parts(msg)
 
     # Text and HTML give the same headline: 6 delivered of 10 final outcomes, -6.7 pp.
     for body in (p["text"], p["html"]):
-        assert "60.0%" in body and "-6.7 pp" in body
-        assert "ed-1118-am" in body and "not available yet" in body.lower()
+        assert "60.0%" in body
+        assert "-6.7 pp" in body
+        assert "ed-1118-am" in body
+        assert "not available yet" in body.lower()
     assert "<script" not in p["html"].lower()
     # Every image the HTML references is in the message, and every image is referenced.
     referenced = set(re.findall(r'src="cid:([^"]+)"', p["html"]))
-    assert referenced and referenced == set(p["images"])
-    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000 for png in p["images"].values())
+    assert referenced
+    assert referenced == set(p["images"])
+    assert all(
+        png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000 for png in p["images"].values()
+    )
 
     # The attachment holds the detail tables with the same figures.
     [(name, data)] = p["attachments"].items()
     assert name == "mmsq-report-2026-W47.zip"
     files = unzip(data)
-    assert {"README.txt", "summary.csv", "days.csv", "editions.csv", "regions.csv",
-            "handset_models.csv", "handset_tacs.csv", "causes.csv", "unknown_codes.csv"} <= set(files)
+    assert {
+        "README.txt",
+        "summary.csv",
+        "days.csv",
+        "editions.csv",
+        "regions.csv",
+        "handset_models.csv",
+        "handset_tacs.csv",
+        "causes.csv",
+        "unknown_codes.csv",
+    } <= set(files)
     days = {r["day"]: r for r in csv.DictReader(io.StringIO(files["days.csv"]))}
     assert (days["2026-11-16"]["final"], days["2026-11-16"]["delivered"]) == ("7", "4")
     assert days["2026-11-17"]["success_rate"] == ""  # no final outcome: n/a
@@ -199,10 +220,16 @@ def test_failed_send_is_retried_with_backoff(
     waits: list[float] = []
     mailer = FlakyMailer(SmtpMailer(SmtpConfig(host="127.0.0.1", port=port, starttls=False)), 2)
     run = send_weekly_report(
-        source, mailer, config(tmp_path), devices=load_device_table(DEVICES_CSV),
-        clock=FixedClock(), week=WEEK, sleep=waits.append,
+        source,
+        mailer,
+        config(tmp_path),
+        devices=load_device_table(DEVICES_CSV),
+        clock=FixedClock(),
+        week=WEEK,
+        sleep=waits.append,
     )
-    assert run.sent and run.attempts == 3
+    assert run.sent
+    assert run.attempts == 3
     assert waits == [30.0, 60.0]
     assert len(inbox.messages) == 1
     assert not (tmp_path / "spool").exists()
@@ -217,12 +244,18 @@ def test_send_that_keeps_failing_is_spooled_not_lost(
         source,
         SmtpMailer(SmtpConfig(host="127.0.0.1", port=closed, starttls=False, timeout_s=5)),
         config(tmp_path, send_attempts=2, retry_backoff_s=5.0),
-        devices=load_device_table(DEVICES_CSV), clock=FixedClock(), week=WEEK,
+        devices=load_device_table(DEVICES_CSV),
+        clock=FixedClock(),
+        week=WEEK,
         sleep=waits.append,
     )
-    assert not run.sent and run.attempts == 2 and waits == [5.0]
-    assert run.error is not None and str(closed) in run.error
-    assert run.spooled is not None and run.spooled.parent == tmp_path / "spool"
+    assert not run.sent
+    assert run.attempts == 2
+    assert waits == [5.0]
+    assert run.error is not None
+    assert str(closed) in run.error
+    assert run.spooled is not None
+    assert run.spooled.parent == tmp_path / "spool"
     kept = email.message_from_bytes(
         run.spooled.read_bytes(), _class=EmailMessage, policy=email.policy.default
     )
@@ -236,20 +269,36 @@ def test_login_over_plain_connection_when_the_server_allows_it(
     inbox = Inbox()
     port = free_port()
     controller = Controller(
-        inbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
         auth_require_tls=False,
     )
     controller.start()
     try:
-        good = SmtpConfig(host="127.0.0.1", port=port, starttls=False, username="mmsq",
-                          password="s3cret")
-        run = send_weekly_report(
-            source, SmtpMailer(good), config(tmp_path), devices=load_device_table(None),
-            clock=FixedClock(), week=WEEK,
+        good = SmtpConfig(
+            host="127.0.0.1", port=port, starttls=False, username="mmsq", password="s3cret"
         )
-        assert run.sent and inbox.logins == ["mmsq"]
-        bad = SmtpMailer(SmtpConfig(host="127.0.0.1", port=port, starttls=False,
-                                    username="mmsq", password="wrong-password"))
+        run = send_weekly_report(
+            source,
+            SmtpMailer(good),
+            config(tmp_path),
+            devices=load_device_table(None),
+            clock=FixedClock(),
+            week=WEEK,
+        )
+        assert run.sent
+        assert inbox.logins == ["mmsq"]
+        bad = SmtpMailer(
+            SmtpConfig(
+                host="127.0.0.1",
+                port=port,
+                starttls=False,
+                username="mmsq",
+                password="wrong-password",
+            )
+        )
         with pytest.raises(MailError, match="authentication failed") as exc:
             bad.send(run.message)
         assert "wrong-password" not in str(exc.value)
@@ -261,10 +310,27 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     try:
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-             "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-             "-addext", "subjectAltName=IP:127.0.0.1"],
-            check=True, capture_output=True, timeout=60,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"cannot make a test certificate with openssl: {exc}")
@@ -278,22 +344,33 @@ def test_starttls_then_login(source: SqlReportSource, tmp_path: Path) -> None:
     inbox = Inbox()
     port = free_port()
     controller = Controller(
-        inbox, hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True,
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_tls,
+        require_starttls=True,
         authenticator=authenticator,
     )
     controller.start()
     try:
         client_tls = ssl.create_default_context(cafile=str(cert))
         mailer = SmtpMailer(
-            SmtpConfig(host="127.0.0.1", port=port, starttls=True, username="mmsq",
-                       password="s3cret"),
+            SmtpConfig(
+                host="127.0.0.1", port=port, starttls=True, username="mmsq", password="s3cret"
+            ),
             ssl_context=client_tls,
         )
         run = send_weekly_report(
-            source, mailer, config(tmp_path), devices=load_device_table(None),
-            clock=FixedClock(), week=WEEK,
+            source,
+            mailer,
+            config(tmp_path),
+            devices=load_device_table(None),
+            clock=FixedClock(),
+            week=WEEK,
         )
-        assert run.sent and inbox.logins == ["mmsq"] and len(inbox.messages) == 1
+        assert run.sent
+        assert inbox.logins == ["mmsq"]
+        assert len(inbox.messages) == 1
         # Without STARTTLS this server refuses the mail.
         plain = SmtpMailer(SmtpConfig(host="127.0.0.1", port=port, starttls=False))
         with pytest.raises(MailError):

@@ -43,7 +43,10 @@ def test_edition_days_counts_attempts_final_and_delivered(source: SqlReportSourc
 
 
 def test_latency_percentiles_interpolate_like_percentile_cont(source: SqlReportSource) -> None:
-    got = {r.edition: (r.delivered, r.p50_s, r.p90_s, r.p99_s) for r in source.latency(S, E).itertuples()}
+    got = {
+        r.edition: (r.delivered, r.p50_s, r.p90_s, r.p99_s)
+        for r in source.latency(S, E).itertuples()
+    }
     # ed-1116-am: 60, 120, 300 -> p50 = 120; p90 = 120 + 0.8 * 180; p99 = 120 + 0.98 * 180
     # ed-1118-am: 10, 7200 -> 10 + p * 7190. No delivered latency for ed-1117-am.
     assert set(got) == {"ed-1116-am", "ed-1116-pm", "ed-1118-am"}
@@ -53,7 +56,9 @@ def test_latency_percentiles_interpolate_like_percentile_cont(source: SqlReportS
 
 
 def test_regions_devices_causes_and_unknown_codes(source: SqlReportSource) -> None:
-    regions = {r.region: (r.attempts, r.final, r.delivered) for r in source.by_region(S, E).itertuples()}
+    regions = {
+        r.region: (r.attempts, r.final, r.delivered) for r in source.by_region(S, E).itertuples()
+    }
     assert regions == {"Hefei": (7, 5, 3), "Wuhu": (3, 2, 1), None: (3, 3, 2)}
     devices = {
         r.tac: (r.subscribers, r.attempts, r.final, r.delivered)
@@ -65,7 +70,9 @@ def test_regions_devices_causes_and_unknown_codes(source: SqlReportSource) -> No
         "99999999": (1, 2, 2, 0),  # C
         None: (1, 2, 2, 2),  # D, no IMEI
     }
-    causes = {r.cause: (r.attempts, r.final, r.subscribers) for r in source.by_cause(S, E).itertuples()}
+    causes = {
+        r.cause: (r.attempts, r.final, r.subscribers) for r in source.by_cause(S, E).itertuples()
+    }
     assert causes == {
         "delivered": (6, 6, 3),
         "pending": (3, 0, 0),
@@ -74,7 +81,9 @@ def test_regions_devices_causes_and_unknown_codes(source: SqlReportSource) -> No
         "terminal_capacity": (1, 1, 1),
         "unknown": (1, 1, 1),
     }
-    unknown = [(r.namespace, r.code, r.events, r.total) for r in source.unknown_codes(S, E).itertuples()]
+    unknown = [
+        (r.namespace, r.code, r.events, r.total) for r in source.unknown_codes(S, E).itertuples()
+    ]
     assert unknown == [("cmpp", "ZZ:1", 1, 5)]
 
 
@@ -88,7 +97,10 @@ def test_weekly_figures_from_the_database(source: SqlReportSource) -> None:
     assert t.previous is not None
     assert t.previous.text == "66.7%"  # W46: 2 delivered of 3 final
     assert report.headlines[0].change == "-6.7 pp"
-    days = {d.key: (d.rate.text, d.previous.text if d.previous else None, d.change_pp) for d in report.days}
+    days = {
+        d.key: (d.rate.text, d.previous.text if d.previous else None, d.change_pp)
+        for d in report.days
+    }
     assert days["2026-11-16"][:2] == ("57.1%", "50.0%")
     assert days["2026-11-16"][2] == pytest.approx(100 * (4 / 7 - 0.5))
     assert days["2026-11-17"] == ("n/a", "100.0%", None)  # no final outcome: no rate, no change
@@ -127,7 +139,9 @@ def test_week_without_data_has_no_rates_and_no_errors(source: SqlReportSource) -
     assert not report.has_data
     assert report.totals.rate.text == "n/a"
     assert report.headlines[0].change == "n/a"
-    assert report.editions == () and report.regions == () and report.causes == ()
+    assert report.editions == ()
+    assert report.regions == ()
+    assert report.causes == ()
     assert report.device_match.text == "n/a"
     assert all(d.rate.value is None for d in report.days)
     assert report.warnings[0].startswith("No delivery events")
