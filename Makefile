@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck bench-ingest clean
+.PHONY: setup demo test lint typecheck bench-ingest report-example clean
 
 $(BIN)/mmsq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: setup
 
 bench-ingest: setup
 	$(BIN)/python bench/bench_ingest.py
+
+# docs/report-example.png: two simulated weeks ingested, the report rendered in headless Chromium.
+report-example: setup
+	$(BIN)/python bench/render_report_example.py
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info

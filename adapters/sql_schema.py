@@ -113,3 +113,6 @@ ingest_batches = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("summary", JSON),
 )
+
+# Schema additions owned by other features (they attach to `metadata` on import).
+from mmsq.adapters import sql_report_schema as _sql_report_schema  # noqa: E402, F401

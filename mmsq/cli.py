@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -559,6 +559,96 @@ def sim_smsc(
         pass
     finally:
         smsc.stop()
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def _write_report_file(path: Path, message: Any, rendered: Any, config: Any, now: datetime) -> None:
+    """``.eml``: the whole email; anything else: the HTML with its images embedded."""
+    from mmsq.report_render import build_message
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".eml":
+        if message is None:
+            message = build_message(
+                rendered, sender=config.sender, recipients=config.recipients, now=now
+            )
+        path.write_bytes(message.as_bytes())
+    else:
+        path.write_text(rendered.browser_html(), encoding="utf-8")
+
+
+@app.command("report")
+def report(
+    week: Annotated[
+        str | None,
+        typer.Option(help="ISO week, e.g. 2026-W47 (default: the last complete week)"),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="write it to a file: .html (images embedded) or .eml"),
+    ] = None,
+    send: Annotated[bool, typer.Option("--send", help="email it to report.recipients")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The weekly success-rate report: print it, write it to a file, or email it.
+
+    A send that still fails after the retries is kept as an .eml file in the spool directory
+    and the exit code is 1.
+    """
+    from mmsq.adapters.smtp_mailer import SmtpConfig, SmtpMailer
+    from mmsq.adapters.sql_report import SqlReportSource
+    from mmsq.report import ReportConfig, make_report, send_weekly_report
+    from mmsq.report_data import ReportWeek
+    from mmsq.report_devices import load_device_table
+    from mmsq.report_render import report_document
+
+    settings = _settings()
+    config = ReportConfig.from_settings(settings)
+    try:
+        target = ReportWeek.parse(week, config.week_start) if week else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if send and not config.recipients:
+        raise _fail("report.recipients is empty: nobody to send the report to")
+    devices = load_device_table(settings.report.devices_file, settings.rules.dir)
+    run = None
+    with _app_for(settings) as a:
+        source = SqlReportSource(a.store.engine)
+        if send:
+            mailer = SmtpMailer(SmtpConfig.from_settings(settings.report))
+            run = send_weekly_report(
+                source, mailer, config, devices=devices, clock=a.clock, week=target
+            )
+            rendered = run.rendered
+        else:
+            _, rendered = make_report(source, config, devices=devices, clock=a.clock, week=target)
+        now = a.clock.now()
+    if out_path is not None:
+        _write_report_file(out_path, run.message if run else None, rendered, config, now)
+    if as_json:
+        doc = report_document(rendered.report)
+        if run is not None:
+            doc["sent"] = run.sent
+            doc["spooled"] = str(run.spooled) if run.spooled else None
+        _emit_json(doc)
+    elif out_path is None and run is None:
+        sys.stdout.write(rendered.text)
+    elif out_path is not None:
+        out.print(f"wrote the report for {rendered.report.week.label} to {out_path}")
+    if run is not None and not run.sent:
+        err.print(
+            f"[bold red]error:[/] the report for {rendered.report.week.label} was not sent "
+            f"after {run.attempts} attempt(s): {run.error}; kept in {run.spooled}",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    if run is not None and not as_json:
+        out.print(
+            f"sent the report for {rendered.report.week.label} to "
+            f"{len(config.recipients)} recipient(s)"
+        )
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -78,6 +78,62 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class ReportSettings(_Section):
+    """The weekly success-rate report: how it is sent, to whom, and its thresholds."""
+
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_ssl: bool = Field(default=False, description="implicit TLS (port 465)")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = Field(
+        default=None, description="set MMSQ_REPORT__SMTP_PASSWORD rather than the file"
+    )
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    sender: str = "mmsq@localhost"
+    recipients: tuple[str, ...] = ()
+    p90_limit_s: float = Field(default=3600.0, gt=0)
+    timezone: str | None = Field(default=None, description="empty: ingest.timezone")
+    week_start: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = "monday"
+    schedule: str = "0 8 * * mon"
+    send_attempts: int = Field(default=3, ge=1, le=10)
+    retry_backoff_s: float = Field(default=30.0, ge=0)
+    top_n: int = Field(default=10, ge=1, le=100)
+    devices_file: Path | None = None
+    spool_dir: Path | None = Field(default=None, description="empty: data_dir/report-spool")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {v!r}") from exc
+        return v or None
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a cron expression (5 fields): {v!r}: {exc}") from exc
+        return v
+
+    @property
+    def week_start_index(self) -> int:
+        """0 for Monday ... 6 for Sunday."""
+        return _WEEKDAYS.index(self.week_start)
+
+
 class Settings(BaseSettings):
     """Every setting mmsq reads; see config.example.toml for each one's meaning and unit."""
 
@@ -90,6 +146,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     rules: RulesSettings = RulesSettings()
     log: LogSettings = LogSettings()
+    report: ReportSettings = ReportSettings()
 
     @property
     def database_url(self) -> str:

@@ -38,6 +38,7 @@ def test_wheel_has_one_import_name_and_ships_the_rules(tmp_path: Path) -> None:
         "mmsq/rules/status_codes.toml",
         "mmsq/adapters/migrations/env.py",
         "mmsq/adapters/migrations/versions/0001_delivery_events.py",
+        "mmsq/templates/report.html.j2",
     ):
         assert expected in names
 

@@ -57,3 +57,26 @@ def test_bad_setting_gives_one_message_naming_the_key(
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_report_settings_defaults_and_password_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    example = Path(__file__).parents[2] / "config.example.toml"
+    s = load_settings(example)
+    assert s.report.smtp_port == 587
+    assert s.report.smtp_starttls
+    assert s.report.week_start_index == 0
+    assert s.report.recipients == ()
+    monkeypatch.setenv("MMSQ_REPORT__SMTP_PASSWORD", "pw-from-env")
+    s = load_settings(example)
+    assert s.report.smtp_password is not None
+    assert s.report.smtp_password.get_secret_value() == "pw-from-env"
+    assert "pw-from-env" not in repr(s)
+
+
+def test_report_schedule_must_be_a_cron_expression(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[report]\nschedule = "every monday"\n')
+    with pytest.raises(ConfigError, match=r"report\.schedule"):
+        load_settings(cfg)

@@ -1,0 +1,156 @@
+"""The SQL report source and the report figures against a hand-counted dataset, on SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pytest
+
+from mmsq.adapters.sql_report import SqlReportSource
+from mmsq.adapters.sql_store import SqlStore
+from mmsq.report_data import NotAvailable, ReportWeek
+from mmsq.report_devices import load_device_table
+from mmsq.report_figures import build_weekly_report
+from tests.report_dataset import DEVICES_CSV, insert_dataset
+
+W47 = ReportWeek(2026, 47)
+S, E = W47.start, W47.end
+NOW = datetime(2026, 11, 23, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def source(db_url: str) -> Iterator[SqlReportSource]:
+    store = SqlStore.from_url(db_url)
+    store.upgrade()
+    insert_dataset(store.engine)
+    yield SqlReportSource(store.engine)
+    store.close()
+
+
+def test_edition_days_counts_attempts_final_and_delivered(source: SqlReportSource) -> None:
+    rows = {
+        (str(r.day), r.edition): (r.attempts, r.final, r.delivered)
+        for r in source.edition_days(S, E).itertuples()
+    }
+    assert rows == {
+        ("2026-11-16", "ed-1116-am"): (5, 5, 3),
+        ("2026-11-16", "ed-1116-pm"): (3, 2, 1),
+        ("2026-11-17", "ed-1117-am"): (2, 0, 0),
+        ("2026-11-18", "ed-1118-am"): (3, 3, 2),
+    }
+
+
+def test_latency_percentiles_interpolate_like_percentile_cont(source: SqlReportSource) -> None:
+    got = {
+        r.edition: (r.delivered, r.p50_s, r.p90_s, r.p99_s)
+        for r in source.latency(S, E).itertuples()
+    }
+    # ed-1116-am: 60, 120, 300 -> p50 = 120; p90 = 120 + 0.8 * 180; p99 = 120 + 0.98 * 180
+    # ed-1118-am: 10, 7200 -> 10 + p * 7190. No delivered latency for ed-1117-am.
+    assert set(got) == {"ed-1116-am", "ed-1116-pm", "ed-1118-am"}
+    assert got["ed-1116-am"] == pytest.approx((3, 120.0, 264.0, 296.4))
+    assert got["ed-1116-pm"] == pytest.approx((1, 30.0, 30.0, 30.0))
+    assert got["ed-1118-am"] == pytest.approx((2, 3605.0, 6481.0, 7128.1))
+
+
+def test_regions_devices_causes_and_unknown_codes(source: SqlReportSource) -> None:
+    regions = {
+        r.region: (r.attempts, r.final, r.delivered) for r in source.by_region(S, E).itertuples()
+    }
+    assert regions == {"Hefei": (7, 5, 3), "Wuhu": (3, 2, 1), None: (3, 3, 2)}
+    devices = {
+        r.tac: (r.subscribers, r.attempts, r.final, r.delivered)
+        for r in source.by_device(S, E).itertuples()
+    }
+    assert devices == {
+        "35332510": (2, 6, 5, 3),  # A and E
+        "35391805": (1, 3, 1, 1),  # B
+        "99999999": (1, 2, 2, 0),  # C
+        None: (1, 2, 2, 2),  # D, no IMEI
+    }
+    causes = {
+        r.cause: (r.attempts, r.final, r.subscribers) for r in source.by_cause(S, E).itertuples()
+    }
+    assert causes == {
+        "delivered": (6, 6, 3),
+        "pending": (3, 0, 0),
+        "not_fetched": (1, 1, 1),
+        "unreachable": (1, 1, 1),
+        "terminal_capacity": (1, 1, 1),
+        "unknown": (1, 1, 1),
+    }
+    unknown = [
+        (r.namespace, r.code, r.events, r.total) for r in source.unknown_codes(S, E).itertuples()
+    ]
+    assert unknown == [("cmpp", "ZZ:1", 1, 5)]
+
+
+def test_weekly_figures_from_the_database(source: SqlReportSource) -> None:
+    report = build_weekly_report(
+        source, W47, devices=load_device_table(DEVICES_CSV), now=NOW, p90_limit_s=3600
+    )
+    t = report.totals
+    assert (t.attempts, t.final, t.delivered) == (13, 10, 6)
+    assert t.rate.text == "60.0%"
+    assert t.previous is not None
+    assert t.previous.text == "66.7%"  # W46: 2 delivered of 3 final
+    assert report.headlines[0].change == "-6.7 pp"
+    days = {
+        d.key: (d.rate.text, d.previous.text if d.previous else None, d.change_pp)
+        for d in report.days
+    }
+    assert days["2026-11-16"][:2] == ("57.1%", "50.0%")
+    assert days["2026-11-16"][2] == pytest.approx(100 * (4 / 7 - 0.5))
+    assert days["2026-11-17"] == ("n/a", "100.0%", None)  # no final outcome: no rate, no change
+    assert days["2026-11-22"] == ("n/a", "n/a", None)
+    editions = {e.edition: e for e in report.editions}
+    assert editions["ed-1117-am"].outcome.rate.text == "n/a"
+    assert editions["ed-1117-am"].latency.p90_s is None
+    assert [e.edition for e in report.editions if e.slow] == ["ed-1118-am"]
+    assert any("ed-1118-am" in w and "p90" in w for w in report.warnings)
+    regions = {g.key: (g.rate.text, g.change_pp) for g in report.regions}
+    assert regions["Hefei"] == ("60.0%", pytest.approx(10.0))
+    assert regions["Wuhu"] == ("50.0%", pytest.approx(-50.0))
+    assert regions["(none)"] == ("66.7%", None)
+    assert report.subscribers == 5
+    assert report.device_match.text == "60.0%"  # A, B, E of 5
+    assert report.imei_seen.text == "80.0%"  # all but D
+    assert [(m.brand, m.model, m.outcome.failed) for m in report.models][:2] == [
+        ("unknown", "unknown", 2),  # C and D: 4 final, 2 delivered (50%)
+        ("Nokia", "6300", 2),  # A and E: 5 final, 3 delivered (60%)
+    ]
+    assert report.tacs[0].tac == "99999999"
+    shares = {c.cause: c.share_of_failures.text for c in report.causes if c.share_of_failures}
+    assert shares == {
+        "not_fetched": "25.0%",
+        "unreachable": "25.0%",
+        "terminal_capacity": "25.0%",
+        "unknown": "25.0%",
+        "pending": "0.0%",
+    }
+    assert [(u.code, u.events, u.new) for u in report.unknown_codes] == [("ZZ:1", 1, True)]
+
+
+def test_week_without_data_has_no_rates_and_no_errors(source: SqlReportSource) -> None:
+    week = ReportWeek(2026, 50)
+    report = build_weekly_report(source, week, devices=load_device_table(None), now=NOW)
+    assert not report.has_data
+    assert report.totals.rate.text == "n/a"
+    assert report.headlines[0].change == "n/a"
+    assert report.editions == ()
+    assert report.regions == ()
+    assert report.causes == ()
+    assert report.device_match.text == "n/a"
+    assert all(d.rate.value is None for d in report.days)
+    assert report.warnings[0].startswith("No delivery events")
+
+
+def test_figures_without_tables_are_explicitly_not_available(source: SqlReportSource) -> None:
+    for method in (source.complaints, source.recovery, source.funnel, source.reconciliation):
+        assert isinstance(method(date(2026, 11, 16), date(2026, 11, 23)), NotAvailable)
+    report = build_weekly_report(source, W47, devices=load_device_table(None), now=NOW)
+    assert set(report.not_available) == {"complaints", "recovery", "funnel", "reconciliation"}
+    assert [h.value for h in report.headlines[1:]] == ["n/a"] * 4
+    assert report.device_match.text == "0.0%"  # no device table: every handset unknown
