@@ -113,3 +113,4 @@ ingest_batches = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("summary", JSON),
 )
+import mmsq.adapters.sql_daemon_schema  # noqa: E402, F401  (registers the daemon tables on metadata)
