@@ -116,9 +116,12 @@ def test_a_storage_failure_asks_the_mmsc_to_retry(served: Served) -> None:
     r = post(served, dr_body())
     assert r.status_code == 500
     assert status_code(r.content) == ("Fault", "3000")
-    assert served.metrics.registry.get_sample_value(
-        "mmsq_delivery_reports_received_total", {"outcome": "error"}
-    ) == 1
+    assert (
+        served.metrics.registry.get_sample_value(
+            "mmsq_delivery_reports_received_total", {"outcome": "error"}
+        )
+        == 1
+    )
 
 
 def test_probes_and_metrics(served: Served) -> None:
@@ -169,7 +172,7 @@ def test_a_port_in_use_is_a_clear_start_up_error() -> None:
     first.start()
     try:
         second = ThreadedHttpServer(app, "127.0.0.1", first.port, graceful_s=1)
-        with pytest.raises(OSError, match="cannot listen on 127.0.0.1"):
+        with pytest.raises(OSError, match=r"cannot listen on 127\.0\.0\.1"):
             second.start()
     finally:
         first.stop()

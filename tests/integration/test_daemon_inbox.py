@@ -117,9 +117,7 @@ def test_a_file_stays_in_the_inbox_when_the_database_fails(tmp_path: Path, app: 
     assert list(inbox.done.iterdir()) == list(inbox.failed.iterdir()) == []
 
 
-def test_a_stop_request_leaves_the_remaining_files_for_next_time(
-    tmp_path: Path, app: App
-) -> None:
+def test_a_stop_request_leaves_the_remaining_files_for_next_time(tmp_path: Path, app: App) -> None:
     inbox = make_inbox(tmp_path)
     for i in range(3):
         write_cdr(inbox.inbox / f"{i}.csv", CdrSpec(subscribers=5, seed=i))

@@ -200,7 +200,9 @@ def test_shutdown_gives_up_when_a_second_stop_request_arrives() -> None:
     gate = threading.Event()
     scheduler = FakeScheduler(job_gate=gate)
     daemon = Daemon(
-        scheduler=scheduler, http=FakeHttp(scheduler.events), hooks=ShutdownHooks(),
+        scheduler=scheduler,
+        http=FakeHttp(scheduler.events),
+        hooks=ShutdownHooks(),
         shutdown_grace_s=3600,
     )
     daemon.request_stop("first")
