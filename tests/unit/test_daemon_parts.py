@@ -225,3 +225,10 @@ def test_daemon_settings_defaults_and_a_bad_cron_named_by_key(tmp_path: Path) ->
     assert s.daemon.jobs.inbox.misfire_grace_s == 30  # the inbox's own default survives
     assert s.daemon.jobs.purge.cron == "30 3 * * *"
     assert not s.daemon.jobs.score.enabled
+
+
+def test_example_config_spells_out_the_daemon_defaults() -> None:
+    from mmsq.settings import DaemonSettings
+
+    example = Path(__file__).parents[2] / "config.example.toml"
+    assert load_settings(example).daemon == DaemonSettings()
