@@ -15,6 +15,7 @@ run time.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -197,7 +198,10 @@ class ApsScheduler:
     def _on_skipped(self, event: JobExecutionEvent) -> None:
         reason = "missed" if event.code == EVENT_JOB_MISSED else "still_running"
         self._metrics.job_runs.labels(job=event.job_id, outcome=reason).inc()
-        log.warning(
+        # A poll skipped because the previous one is still ingesting a big file is normal.
+        level = logging.WARNING if reason == "missed" else logging.INFO
+        log.log(
+            level,
             "job.skipped",
             job=event.job_id,
             reason=reason,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from mmsq.ingest import IngestService
 from mmsq.jobs import Job, JobFunc, JobRegistry, JobRunner, Schedule
 from mmsq.metrics import Metrics
 from mmsq.msisdn import MsisdnNormaliser
+from mmsq.ports import EventStore
 from mmsq.report_intake import ReportIntake
 from mmsq.rules_loader import load_rules
 from mmsq.rules_model import RuleSet
@@ -139,6 +140,66 @@ def _optional_jobs(
     return {}
 
 
+def _daemon_jobs(
+    settings: Settings,
+    app: App,
+    ingest: IngestService,
+    store: EventStore,
+    parts: tuple[Metrics, HealthRegistry, ShutdownHooks],
+    stopping: Callable[[], bool],
+) -> tuple[JobRegistry, list[str]]:
+    """The daemon's jobs, built from the services that exist; also the names still missing."""
+    from mmsq.adapters.cdr_csv import CdrFileReader
+    from mmsq.adapters.cdr_inbox import DirectoryInbox
+
+    cfg = settings.daemon
+    metrics, health, hooks = parts
+    jobs = JobRegistry()
+    inbox = DirectoryInbox(
+        cfg.inbox_dir or settings.data_dir / "inbox",
+        cfg.done_dir or settings.data_dir / "done",
+        cfg.failed_dir or settings.data_dir / "failed",
+        settle_s=cfg.settle_s,
+    )
+    inbox.ensure_dirs()
+    chunk_bytes = settings.ingest.chunk_bytes
+    if cfg.jobs.inbox.enabled:
+        read = InboxIngestJob(
+            inbox, ingest, lambda path: CdrFileReader(path, chunk_bytes), metrics, stopping
+        )
+        jobs.add(Job("inbox", read, _schedule(cfg.jobs.inbox), f"ingest CDRs in {inbox.inbox}"))
+    if cfg.jobs.purge.enabled:
+        purge = RetentionPurgeJob(store, app.clock, settings.ingest.retention_days, metrics)
+        jobs.add(Job("purge", purge, _schedule(cfg.jobs.purge), "delete raw events past retention"))
+    optional = _optional_jobs(app, health, hooks, metrics)
+    unavailable = []
+    for name in OPTIONAL_JOBS:
+        schedule_cfg: JobSchedule = getattr(cfg.jobs, name)
+        if not schedule_cfg.enabled:
+            continue
+        if name in optional:
+            func, description = optional[name]
+            jobs.add(Job(name, func, _schedule(schedule_cfg), description))
+        else:
+            unavailable.append(name)
+    return jobs, unavailable
+
+
+def _core_health_checks(health: HealthRegistry, store: SqlStore, scheduler: ApsScheduler) -> None:
+    def database() -> str:
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return str(store.dialect)
+
+    def schema() -> str:
+        store.check_schema()
+        return "current"
+
+    health.add("database", database)
+    health.add("schema", schema)
+    health.add("scheduler", scheduler.health)
+
+
 def build_daemon(
     settings: Settings,
     *,
@@ -147,87 +208,40 @@ def build_daemon(
 ) -> DaemonApp:
     """Everything `mmsq daemon` runs; `routers`/`mounts` add HTTP routes (the agent API)."""
     # Imported here so that the other commands do not pay for the web and scheduler stacks.
-    from mmsq.adapters.cdr_csv import CdrFileReader
-    from mmsq.adapters.cdr_inbox import DirectoryInbox
     from mmsq.adapters.daemon_http import create_http_app
     from mmsq.adapters.http_server import ThreadedHttpServer
     from mmsq.adapters.mm7_vasp import mm7_delivery_report_router
     from mmsq.adapters.scheduler import ApsScheduler
+    from mmsq.adapters.sql_write_lock import SerialisedWrites
 
     cfg = settings.daemon
     app = build_app(settings)
     try:
+        # Several threads write here (jobs, the MM7 endpoint): on SQLite they take turns.
+        store: EventStore = app.store
+        if app.store.dialect == "sqlite":
+            store = SerialisedWrites(app.store)
+        ingest = IngestService(
+            store=store,
+            classifier=app.classifier,
+            normaliser=MsisdnNormaliser(settings.ingest.default_region),
+            clock=app.clock,
+            timezone=settings.ingest.timezone,
+            notify_status_source=settings.ingest.notify_status_source,
+        )
         metrics = Metrics()
         health = HealthRegistry()
         hooks = ShutdownHooks()
         stop_event = threading.Event()
-        jobs = JobRegistry()
-
-        inbox = DirectoryInbox(
-            cfg.inbox_dir or settings.data_dir / "inbox",
-            cfg.done_dir or settings.data_dir / "done",
-            cfg.failed_dir or settings.data_dir / "failed",
-            settle_s=cfg.settle_s,
+        jobs, unavailable = _daemon_jobs(
+            settings, app, ingest, store, (metrics, health, hooks), stop_event.is_set
         )
-        inbox.ensure_dirs()
-        chunk_bytes = settings.ingest.chunk_bytes
-        if cfg.jobs.inbox.enabled:
-            jobs.add(
-                Job(
-                    "inbox",
-                    InboxIngestJob(
-                        inbox,
-                        app.ingest,
-                        lambda path: CdrFileReader(path, chunk_bytes),
-                        metrics,
-                        stopping=stop_event.is_set,
-                    ),
-                    _schedule(cfg.jobs.inbox),
-                    f"ingest CDR files from {inbox.inbox}",
-                )
-            )
-        if cfg.jobs.purge.enabled:
-            jobs.add(
-                Job(
-                    "purge",
-                    RetentionPurgeJob(
-                        app.store, app.clock, settings.ingest.retention_days, metrics
-                    ),
-                    _schedule(cfg.jobs.purge),
-                    "delete raw events past ingest.retention_days",
-                )
-            )
-        optional = _optional_jobs(app, health, hooks, metrics)
-        unavailable = []
-        for name in OPTIONAL_JOBS:
-            schedule_cfg: JobSchedule = getattr(cfg.jobs, name)
-            if not schedule_cfg.enabled:
-                continue
-            if name in optional:
-                func, description = optional[name]
-                jobs.add(Job(name, func, _schedule(schedule_cfg), description))
-            else:
-                unavailable.append(name)
-
         runner = JobRunner(jobs, metrics)
         scheduler = ApsScheduler(
             app.store.engine, runner, metrics, settings.ingest.timezone, workers=cfg.workers
         )
-
-        def database() -> str:
-            with app.store.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return str(app.store.dialect)
-
-        def schema() -> str:
-            app.store.check_schema()
-            return "current"
-
-        health.add("database", database)
-        health.add("schema", schema)
-        health.add("scheduler", scheduler.health)
-
-        intake = ReportIntake(app.ingest, app.store, metrics, app.clock)
+        _core_health_checks(health, app.store, scheduler)
+        intake = ReportIntake(ingest, store, metrics, app.clock)
         http_app = create_http_app(
             health=health,
             metrics=metrics,

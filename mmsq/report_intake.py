@@ -76,7 +76,8 @@ class ReportIntake:
             outcome = IntakeOutcome.DUPLICATE
         self._metrics.delivery_reports.labels(outcome=outcome.value).inc()
         cause = next(iter(summary.by_cause), None)
-        log.info(
+        # One line per report is too many at production volume: DEBUG; the metrics count them.
+        log.debug(
             "report.received",
             source=source,
             outcome=outcome.value,

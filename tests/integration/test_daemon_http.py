@@ -176,3 +176,50 @@ def test_a_port_in_use_is_a_clear_start_up_error() -> None:
             second.start()
     finally:
         first.stop()
+
+
+def test_concurrent_reports_are_all_stored_by_the_daemons_wiring(
+    db_url: str, tmp_path: Path
+) -> None:
+    import threading
+
+    from mmsq.adapters.sql_store import SqlStore
+    from mmsq.bootstrap import build_daemon
+    from mmsq.settings import DaemonSettings
+
+    store = SqlStore.from_url(db_url)
+    store.upgrade()
+    store.close()
+    settings = Settings(
+        data_dir=tmp_path, database=DatabaseSettings(url=db_url), daemon=DaemonSettings(port=0)
+    )
+    parts = build_daemon(settings)
+    parts.http.start()
+    codes: list[int] = []
+
+    def sender(k: int) -> None:
+        with httpx.Client(base_url=parts.http.url, timeout=60) as c:
+            for i in range(5):
+                r = post_to(c, dr_body(message_id=f"C-{k}-{i}", tid=f"t{k}{i}"))
+                codes.append(r.status_code)
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        parts.http.stop()
+        parts.app.close()
+    assert codes == [200] * 20
+    assert (
+        parts.metrics.registry.get_sample_value(
+            "mmsq_delivery_reports_received_total", {"outcome": "stored"}
+        )
+        == 20
+    )
+
+
+def post_to(client: httpx.Client, body: bytes) -> httpx.Response:
+    return client.post("/mm7/dr", content=body, headers={"Content-Type": "text/xml"})
