@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.classify import Classifier
+from mmsq.daemon import Daemon
+from mmsq.health import HealthRegistry
+from mmsq.housekeeping import RetentionPurgeJob
+from mmsq.inbox import InboxIngestJob
 from mmsq.ingest import IngestService
+from mmsq.jobs import Job, JobFunc, JobRegistry, JobRunner, Schedule
+from mmsq.metrics import Metrics
 from mmsq.msisdn import MsisdnNormaliser
+from mmsq.ports import EventStore
 from mmsq.report import ReportRun
+from mmsq.report_intake import ReportIntake
 from mmsq.rules_loader import load_rules
 from mmsq.rules_model import RuleSet
-from mmsq.settings import Settings
+from mmsq.settings import JobSchedule, Settings
+from mmsq.shutdown import ShutdownHooks
 
-__all__ = ["App", "SystemClock", "build_app", "weekly_report_job"]
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+    from starlette.types import ASGIApp
+
+    from mmsq.adapters.http_server import ThreadedHttpServer
+    from mmsq.adapters.scheduler import ApsScheduler
+
+__all__ = [
+    "OPTIONAL_JOBS",
+    "App",
+    "DaemonApp",
+    "SystemClock",
+    "build_app",
+    "build_daemon",
+    "weekly_report_job",
+]
 
 
 class SystemClock:
@@ -80,3 +106,200 @@ def weekly_report_job(app: App) -> Callable[[], ReportRun]:
         )
 
     return run
+
+
+# -- the daemon ------------------------------------------------------------------------------
+#
+# `mmsq daemon` is assembled here and only here: jobs are named callables built from services
+# that exist, health checks and shutdown hooks are registered by the component they belong to,
+# and the HTTP app receives the routers it serves.
+
+#: Jobs whose services are built on other lines of work. Each has a schedule in the config
+#: ([daemon.jobs.<name>]) but is registered only once `_optional_jobs` returns it.
+OPTIONAL_JOBS: tuple[str, ...] = ("score", "plan", "dispatch", "reconcile", "weekly_report")
+
+
+@dataclass
+class DaemonApp:
+    """The daemon and its parts (tests and later components reach them here)."""
+
+    app: App
+    daemon: Daemon
+    jobs: JobRegistry
+    runner: JobRunner
+    health: HealthRegistry
+    hooks: ShutdownHooks
+    metrics: Metrics
+    scheduler: ApsScheduler
+    http: ThreadedHttpServer
+    unavailable_jobs: list[str]
+
+    def run(self) -> int:
+        return self.daemon.run()
+
+
+def _schedule(cfg: JobSchedule) -> Schedule:
+    return Schedule(
+        interval_s=cfg.interval_s,
+        cron=cfg.cron,
+        coalesce=cfg.coalesce,
+        misfire_grace_s=cfg.misfire_grace_s,
+    )
+
+
+def _optional_jobs(
+    app: App, health: HealthRegistry, hooks: ShutdownHooks, metrics: Metrics
+) -> dict[str, tuple[JobFunc, str]]:
+    """EXTENSION POINTS: the jobs of services that are not part of this version yet.
+
+    When a service lands, build it in `build_app` (or here), return its job under the name it
+    has in OPTIONAL_JOBS, and register what else it needs, for example:
+
+        jobs["score"] = (app.scoring.run_daily, "score subscribers over daily aggregates")
+        jobs["plan"] = (app.planner.plan_day, "plan help contacts (mmsq.contact_policy)")
+        jobs["dispatch"] = (app.dispatcher.drain_once, "send planned help SMS from the outbox")
+        health.add("smpp_bind", app.dispatcher.bind_health)   # raises while unbound
+        hooks.add("smpp", app.dispatcher.close)                # checkpoint the outbox, unbind
+        jobs["reconcile"] = (app.reconciler.run, "reconcile BOSS/MISC/content subscriptions")
+        jobs["weekly_report"] = (app.reporter.send_weekly, "e-mail the weekly report")
+
+    The SMPP adapter, outbox and dispatcher update the `metrics` passed here (queue depth,
+    messages and segments sent, throttling events, receipt lag, unmatched receipts).
+    """
+    del health, hooks, metrics
+    jobs: dict[str, tuple[JobFunc, str]] = {}
+    report = weekly_report_job(app)
+
+    def weekly_report() -> dict[str, object]:
+        run = report()
+        return {"sent": run.sent, "attempts": run.attempts, "spooled": str(run.spooled or "")}
+
+    jobs["weekly_report"] = (weekly_report, "e-mail the weekly success-rate report")
+    return jobs
+
+
+def _daemon_jobs(
+    settings: Settings,
+    app: App,
+    ingest: IngestService,
+    store: EventStore,
+    parts: tuple[Metrics, HealthRegistry, ShutdownHooks],
+    stopping: Callable[[], bool],
+) -> tuple[JobRegistry, list[str]]:
+    """The daemon's jobs, built from the services that exist; also the names still missing."""
+    from mmsq.adapters.cdr_csv import CdrFileReader
+    from mmsq.adapters.cdr_inbox import DirectoryInbox
+
+    cfg = settings.daemon
+    metrics, health, hooks = parts
+    jobs = JobRegistry()
+    inbox = DirectoryInbox(
+        cfg.inbox_dir or settings.data_dir / "inbox",
+        cfg.done_dir or settings.data_dir / "done",
+        cfg.failed_dir or settings.data_dir / "failed",
+        settle_s=cfg.settle_s,
+    )
+    inbox.ensure_dirs()
+    chunk_bytes = settings.ingest.chunk_bytes
+    if cfg.jobs.inbox.enabled:
+        read = InboxIngestJob(
+            inbox, ingest, lambda path: CdrFileReader(path, chunk_bytes), metrics, stopping
+        )
+        jobs.add(Job("inbox", read, _schedule(cfg.jobs.inbox), f"ingest CDRs in {inbox.inbox}"))
+    if cfg.jobs.purge.enabled:
+        purge = RetentionPurgeJob(store, app.clock, settings.ingest.retention_days, metrics)
+        jobs.add(Job("purge", purge, _schedule(cfg.jobs.purge), "delete raw events past retention"))
+    optional = _optional_jobs(app, health, hooks, metrics)
+    unavailable = []
+    for name in OPTIONAL_JOBS:
+        schedule_cfg: JobSchedule = getattr(cfg.jobs, name)
+        if not schedule_cfg.enabled:
+            continue
+        if name in optional:
+            func, description = optional[name]
+            jobs.add(Job(name, func, _schedule(schedule_cfg), description))
+        else:
+            unavailable.append(name)
+    return jobs, unavailable
+
+
+def _core_health_checks(health: HealthRegistry, store: SqlStore, scheduler: ApsScheduler) -> None:
+    def database() -> str:
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return str(store.dialect)
+
+    def schema() -> str:
+        store.check_schema()
+        return "current"
+
+    health.add("database", database)
+    health.add("schema", schema)
+    health.add("scheduler", scheduler.health)
+
+
+def build_daemon(
+    settings: Settings,
+    *,
+    routers: Sequence[APIRouter] = (),
+    mounts: Sequence[tuple[str, ASGIApp]] = (),
+) -> DaemonApp:
+    """Everything `mmsq daemon` runs; `routers`/`mounts` add HTTP routes (the agent API)."""
+    # Imported here so that the other commands do not pay for the web and scheduler stacks.
+    from mmsq.adapters.daemon_http import create_http_app
+    from mmsq.adapters.http_server import ThreadedHttpServer
+    from mmsq.adapters.mm7_vasp import mm7_delivery_report_router
+    from mmsq.adapters.scheduler import ApsScheduler
+    from mmsq.adapters.sql_write_lock import SerialisedWrites
+
+    cfg = settings.daemon
+    app = build_app(settings)
+    try:
+        # Several threads write here (jobs, the MM7 endpoint): on SQLite they take turns.
+        store: EventStore = app.store
+        if app.store.dialect == "sqlite":
+            store = SerialisedWrites(app.store)
+        ingest = IngestService(
+            store=store,
+            classifier=app.classifier,
+            normaliser=MsisdnNormaliser(settings.ingest.default_region),
+            clock=app.clock,
+            timezone=settings.ingest.timezone,
+            notify_status_source=settings.ingest.notify_status_source,
+        )
+        metrics = Metrics()
+        health = HealthRegistry()
+        hooks = ShutdownHooks()
+        stop_event = threading.Event()
+        jobs, unavailable = _daemon_jobs(
+            settings, app, ingest, store, (metrics, health, hooks), stop_event.is_set
+        )
+        runner = JobRunner(jobs, metrics)
+        scheduler = ApsScheduler(
+            app.store.engine, runner, metrics, settings.ingest.timezone, workers=cfg.workers
+        )
+        _core_health_checks(health, app.store, scheduler)
+        intake = ReportIntake(ingest, store, metrics, app.clock)
+        http_app = create_http_app(
+            health=health,
+            metrics=metrics,
+            routers=[mm7_delivery_report_router(intake, cfg.mm7_dr_path), *routers],
+            mounts=mounts,
+        )
+        http = ThreadedHttpServer(
+            http_app, cfg.host, cfg.port, graceful_s=min(10.0, cfg.shutdown_grace_s)
+        )
+        daemon = Daemon(
+            scheduler=scheduler,
+            http=http,
+            hooks=hooks,
+            shutdown_grace_s=cfg.shutdown_grace_s,
+            stop_event=stop_event,
+            on_close=app.close,
+        )
+    except BaseException:
+        app.close()
+        raise
+    return DaemonApp(
+        app, daemon, jobs, runner, health, hooks, metrics, scheduler, http, unavailable
+    )

@@ -651,6 +651,51 @@ def report(
         )
 
 
+# -- daemon --------------------------------------------------------------------------------
+
+
+@app.command("daemon")
+def daemon() -> None:
+    """Run the scheduler (inbox ingest, retention purge, ...) and the HTTP server until SIGTERM.
+
+    HTTP: the MM7 delivery-report endpoint, /healthz, /readyz, /metrics. Exit code 0 after a
+    clean shutdown, 1 when stopping had to be forced, 2 for a configuration, rules or schema
+    error (systemd should not restart on 2: see docs/mmsq.service).
+    """
+    import os
+
+    from mmsq.adapters.scheduler import ScheduleError
+    from mmsq.adapters.sql_store import SchemaNotCurrentError
+    from mmsq.bootstrap import build_daemon
+    from mmsq.log import route_stdlib_logging
+
+    settings = _settings()
+    route_stdlib_logging("WARNING")
+    try:
+        parts = build_daemon(settings)
+    except RulesError as exc:
+        raise _fail("invalid rules: " + str(exc)) from None
+    except (SchemaNotCurrentError, ScheduleError) as exc:
+        raise _fail(str(exc)) from None
+    if parts.unavailable_jobs:
+        import structlog
+
+        structlog.get_logger("mmsq.daemon").info(
+            "daemon.jobs_not_available",
+            jobs=parts.unavailable_jobs,
+            reason="their services are not part of this version; schedules are ignored",
+        )
+    try:
+        code = parts.run()
+    except OSError as exc:
+        raise _fail(str(exc)) from None
+    if code:
+        # Running jobs outlasted the grace: do not wait for their threads at interpreter exit.
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(code)
+
+
 def main() -> None:
     try:
         app()

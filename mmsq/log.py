@@ -11,7 +11,7 @@ import structlog
 
 from mmsq.msisdn import mask_text
 
-__all__ = ["configure_logging", "mask_msisdns"]
+__all__ = ["configure_logging", "mask_msisdns", "route_stdlib_logging"]
 
 
 def mask_msisdns(
@@ -45,3 +45,24 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+class _StdlibToStructlog(logging.Handler):
+    """Sends stdlib log records (APScheduler, uvicorn) through structlog's processors."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            logger = structlog.get_logger(record.name)
+            logger.log(record.levelno, record.getMessage(), logger=record.name)
+        except Exception:
+            self.handleError(record)
+
+
+def route_stdlib_logging(level: str = "WARNING") -> None:
+    """Send the stdlib loggers of long-running processes (the daemon) to structlog, masked."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _StdlibToStructlog):
+            root.removeHandler(handler)
+    root.addHandler(_StdlibToStructlog())
+    root.setLevel(logging.getLevelNamesMapping()[level])

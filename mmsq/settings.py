@@ -100,7 +100,6 @@ class ReportSettings(_Section):
     week_start: Literal[
         "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
     ] = "monday"
-    schedule: str = "0 8 * * mon"
     send_attempts: int = Field(default=3, ge=1, le=10)
     retry_backoff_s: float = Field(default=30.0, ge=0)
     top_n: int = Field(default=10, ge=1, le=100)
@@ -117,21 +116,102 @@ class ReportSettings(_Section):
                 raise ValueError(f"unknown time zone {v!r}") from exc
         return v or None
 
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, v: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
-        try:
-            CronTrigger.from_crontab(v, timezone="UTC")
-        except ValueError as exc:
-            raise ValueError(f"not a cron expression (5 fields): {v!r}: {exc}") from exc
-        return v
-
     @property
     def week_start_index(self) -> int:
         """0 for Monday ... 6 for Sunday."""
         return _WEEKDAYS.index(self.week_start)
+
+
+class JobSchedule(_Section):
+    """When a daemon job runs: every ``interval_s`` seconds, or by ``cron`` (which wins when set).
+
+    ``coalesce``: after downtime, run a job once rather than once per missed time.
+    ``misfire_grace_s``: how late (seconds) a missed run may still start; later ones are skipped.
+    """
+
+    enabled: bool = True
+    interval_s: float | None = Field(default=None, gt=0)
+    cron: str | None = Field(default=None, description="5 fields, in ingest.timezone")
+    coalesce: bool = True
+    misfire_grace_s: int | None = Field(default=60, ge=1)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None and len(v.split()) != 5:
+            raise ValueError(
+                f"cron {v!r} needs 5 fields: minute hour day-of-month month day-of-week"
+            )
+        return v or None
+
+
+class InboxJobSchedule(JobSchedule):
+    interval_s: float | None = Field(default=10.0, gt=0)
+    misfire_grace_s: int | None = Field(default=30, ge=1)
+
+
+class PurgeJobSchedule(JobSchedule):
+    cron: str | None = "30 3 * * *"
+    misfire_grace_s: int | None = Field(default=6 * 3600, ge=1)
+
+
+class ScoreJobSchedule(JobSchedule):
+    cron: str | None = "0 5 * * *"
+    misfire_grace_s: int | None = Field(default=6 * 3600, ge=1)
+
+
+class PlanJobSchedule(JobSchedule):
+    cron: str | None = "30 5 * * *"
+    misfire_grace_s: int | None = Field(default=3 * 3600, ge=1)
+
+
+class DispatchJobSchedule(JobSchedule):
+    interval_s: float | None = Field(default=30.0, gt=0)
+    misfire_grace_s: int | None = Field(default=30, ge=1)
+
+
+class ReconcileJobSchedule(JobSchedule):
+    cron: str | None = "0 4 * * *"
+    misfire_grace_s: int | None = Field(default=6 * 3600, ge=1)
+
+
+class WeeklyReportJobSchedule(JobSchedule):
+    cron: str | None = "0 8 * * mon"
+    misfire_grace_s: int | None = Field(default=12 * 3600, ge=1)
+
+
+class DaemonJobsSettings(_Section):
+    """One schedule per daemon job; see config.example.toml ``[daemon.jobs.*]``."""
+
+    inbox: InboxJobSchedule = InboxJobSchedule()
+    purge: PurgeJobSchedule = PurgeJobSchedule()
+    score: ScoreJobSchedule = ScoreJobSchedule()
+    plan: PlanJobSchedule = PlanJobSchedule()
+    dispatch: DispatchJobSchedule = DispatchJobSchedule()
+    reconcile: ReconcileJobSchedule = ReconcileJobSchedule()
+    weekly_report: WeeklyReportJobSchedule = WeeklyReportJobSchedule()
+
+
+class DaemonSettings(_Section):
+    """``mmsq daemon``: directories, HTTP listener, scheduler and shutdown."""
+
+    inbox_dir: Path | None = Field(default=None, description="empty: data_dir/inbox")
+    done_dir: Path | None = Field(default=None, description="empty: data_dir/done")
+    failed_dir: Path | None = Field(default=None, description="empty: data_dir/failed")
+    settle_s: float = Field(default=30.0, ge=0)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    mm7_dr_path: str = "/mm7/dr"
+    workers: int = Field(default=4, ge=1, le=64)
+    shutdown_grace_s: float = Field(default=60.0, gt=0)
+    jobs: DaemonJobsSettings = DaemonJobsSettings()
+
+    @field_validator("mm7_dr_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with /")
+        return v
 
 
 class Settings(BaseSettings):
@@ -147,6 +227,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = RulesSettings()
     log: LogSettings = LogSettings()
     report: ReportSettings = ReportSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
     @property
     def database_url(self) -> str:

@@ -73,10 +73,3 @@ def test_report_settings_defaults_and_password_from_the_environment(
     assert s.report.smtp_password is not None
     assert s.report.smtp_password.get_secret_value() == "pw-from-env"
     assert "pw-from-env" not in repr(s)
-
-
-def test_report_schedule_must_be_a_cron_expression(tmp_path: Path) -> None:
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('[report]\nschedule = "every monday"\n')
-    with pytest.raises(ConfigError, match=r"report\.schedule"):
-        load_settings(cfg)
