@@ -113,3 +113,5 @@ ingest_batches = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("summary", JSON),
 )
+
+from mmsq.adapters import sql_subscriptions_schema as _subscriptions_schema  # noqa: E402, F401
