@@ -263,7 +263,7 @@ def find_differences(states: pd.DataFrame, fresh: Collection[Source]) -> Differe
                     "detail": detail if detail is not None else "",
                     "action": _ACTIONS[act],
                 }
-            )
+            ).sort_values(["msisdn_num", "product"])  # stable exports, whatever the scan order
         )
     if frames:
         frame = pd.concat(frames, ignore_index=True)
