@@ -8,12 +8,15 @@ short string each.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -49,7 +52,10 @@ from mmsq.subscriptions import (
 
 __all__ = ["SqlSubscriptionStore"]
 
-_FETCH = 262_144
+_PAGE = 1_000_000
+#: Field separator of the text the database renders for a reconciliation (ASCII unit separator;
+#: never in an MSISDN, and refused in product names at import).
+_SEP = "\x1f"
 _STAGE = "_stage_subscriptions"
 
 
@@ -266,35 +272,38 @@ class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
     def source_states(self, present: Mapping[Source, date | None]) -> pd.DataFrame:
         code = " ".join(f"WHEN '{s.value}' THEN {c}" for s, c in STATUS_CODES.items())
         terms = []
-        params: dict[str, Any] = {}
         for shift, source in enumerate(Source):
             day = present.get(source)
             if day is None:
                 continue
             s = source.value
-            params[s] = self._day(day)
+            # A date object's ISO form: safe to inline (COPY takes no parameters).
+            literal = f"DATE '{day.isoformat()}'" if self.dialect == "postgresql" else f"'{day}'"
             terms.append(
-                f"(CASE WHEN {s}_as_of = {self._raw_day_expr(s)} "
+                f"(CASE WHEN {s}_as_of = {literal} "
                 f"THEN (CASE {s}_status {code} ELSE 0 END) ELSE 0 END) * {8**shift}"
             )
         packed = " + ".join(terms) if terms else "0"
-        sql = f"SELECT CAST(substr(msisdn, 2) AS BIGINT), product, {packed} FROM subscriptions"
-        nums: list[np.ndarray] = []
-        products: list[pd.Categorical] = []
-        packs: list[np.ndarray] = []
-        with self.engine.connect() as conn:
-            raw = conn.connection.driver_connection
-            cur = raw.cursor()
-            try:
-                cur.execute(sql, params)
-                while batch := cur.fetchmany(_FETCH):
-                    n = len(batch)
-                    nums.append(np.fromiter((r[0] for r in batch), dtype=np.int64, count=n))
-                    products.append(pd.Categorical([r[1] for r in batch]))
-                    packs.append(np.fromiter((r[2] for r in batch), dtype=np.int16, count=n))
-            finally:
-                cur.close()
-        if not nums:
+        # The database renders the rows as delimited text and pyarrow parses it: a million rows
+        # never become a million Python tuples.
+        pages = self._pg_text(packed) if self.dialect == "postgresql" else self._sqlite_text(packed)
+        tables = [
+            pacsv.read_csv(
+                pa.py_buffer(page),
+                read_options=pacsv.ReadOptions(column_names=["msisdn", "product", "packed"]),
+                parse_options=pacsv.ParseOptions(delimiter=_SEP, quote_char=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={
+                        "msisdn": pa.string(),
+                        "product": pa.dictionary(pa.int32(), pa.string()),
+                        "packed": pa.int16(),
+                    }
+                ),
+            )
+            for page in pages
+            if page
+        ]
+        if not tables:
             return pd.DataFrame(
                 {
                     "msisdn_num": np.empty(0, np.int64),
@@ -302,19 +311,56 @@ class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
                     **{s.value: np.empty(0, np.int8) for s in Source},
                 }
             ).loc[:, list(SOURCE_STATE_COLUMNS)]
-        pack = np.concatenate(packs)
-        keep = pack > 0
+        table = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
+        table = table.filter(pc.greater(table["packed"], 0))
+        pack = table["packed"].to_numpy()
+        number = pc.cast(pc.utf8_slice_codeunits(table["msisdn"], 1), pa.int64())
         frame = pd.DataFrame(
             {
-                "msisdn_num": np.concatenate(nums)[keep],
-                "product": pd.api.types.union_categoricals(products)[keep],
-                **{
-                    s.value: ((pack[keep] >> (3 * i)) & 7).astype(np.int8)
-                    for i, s in enumerate(Source)
-                },
+                "msisdn_num": number.to_numpy(),
+                "product": table["product"]
+                .to_pandas()
+                .cat.reorder_categories(
+                    sorted(table["product"].combine_chunks().dictionary.to_pylist())
+                ),
+                **{s.value: ((pack >> (3 * i)) & 7).astype(np.int8) for i, s in enumerate(Source)},
             }
         )
         return frame.loc[:, list(SOURCE_STATE_COLUMNS)]
+
+    def _sqlite_text(self, packed: str) -> Iterator[bytes]:
+        """Pages of ``msisdn<US>product<US>packed`` lines, in key order (keyset pagination)."""
+        sql = (
+            "SELECT group_concat(line, char(10)), count(*), max(k) FROM ("
+            f"SELECT msisdn || char(31) || product || char(31) || ({packed}) AS line, "
+            "msisdn || char(31) || product AS k FROM subscriptions "
+            "WHERE (msisdn, product) > (:m, :p) ORDER BY msisdn, product LIMIT :n)"
+        )
+        after = ("", "")
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            while True:
+                text, n, last = raw.execute(
+                    sql, {"m": after[0], "p": after[1], "n": _PAGE}
+                ).fetchone()
+                if not n:
+                    return
+                yield text.encode("utf-8") + b"\n"
+                if n < _PAGE:
+                    return
+                m, p = last.split(_SEP, 1)
+                after = (m, p)
+
+    def _pg_text(self, packed: str) -> Iterator[bytes]:
+        """COPY's text output with the unit separator as delimiter."""
+        sql = (
+            f"COPY (SELECT msisdn, product, {packed} FROM subscriptions) TO STDOUT "
+            "WITH (FORMAT text, DELIMITER E'\\x1f')"
+        )
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur, cur.copy(sql) as copy:
+                yield b"".join(bytes(block) for block in copy)
 
     def applied_repairs(self, platform_as_of: date) -> pd.DataFrame:
         t = subscription_repairs

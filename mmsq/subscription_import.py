@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 SNAPSHOT_INPUT_COLUMNS: tuple[str, ...] = ("msisdn", "product", "status", "since", "channel")
 SNAPSHOT_REQUIRED_COLUMNS: tuple[str, ...] = ("msisdn", "product", "status")
 _STATUSES = [s.value for s in SubscriptionStatus]
+_CONTROL = r"[\x00-\x1f\x7f]"
 
 
 def snapshot_instant(as_of: date, tz: ZoneInfo) -> int:
@@ -192,6 +193,7 @@ class SnapshotImportService:
         reject(msisdn.isna(), "invalid MSISDN")
         product = df["product"].str.strip()
         reject(product.str.len() > 64, "product longer than 64 characters")
+        reject(product.str.contains(_CONTROL, regex=True, na=False), "control character in product")
         status = df["status"].str.strip().str.lower()
         reject(
             ~status.isin(_STATUSES), "unknown status (active, suspended, unsubscribed, cancelled)"

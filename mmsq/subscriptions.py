@@ -96,7 +96,7 @@ class SubscriptionEvent(BaseModel):
         min_length=1, max_length=64, description="unique per change; retries reuse it"
     )
     msisdn: str = Field(min_length=1, max_length=32, description="national or E.164")
-    product: str = Field(min_length=1, max_length=64)
+    product: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
     kind: EventKind
     event_time: AwareDatetime = Field(description="when the change happened at the source")
     source: Source
