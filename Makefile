@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck bench-ingest clean
+.PHONY: setup demo test lint typecheck bench-ingest bench-reconcile clean
 
 $(BIN)/mmsq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: setup
 
 bench-ingest: setup
 	$(BIN)/python bench/bench_ingest.py
+
+bench-reconcile: setup
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/bench_reconcile.py
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info

@@ -124,6 +124,12 @@ class SnapshotImportService:
                 summary.failed_sources[reader.source] = str(exc)
                 log.error("subscriptions.import_failed", source=reader.source, error=str(exc))
                 continue
+            if summary.records == before:
+                # Not one readable row: recording it as the source's newest snapshot would make
+                # every subscription look absent from the source.
+                summary.failed_sources[reader.source] = "no readable rows; not recorded"
+                log.error("subscriptions.import_empty", source=reader.source)
+                continue
             self._store.record_snapshot(
                 SnapshotRecord(
                     batch_id=summary.batch_id,

@@ -322,3 +322,13 @@ def test_repairs_stay_off_by_default(world: World) -> None:
     report = world.reconciler().reconcile(D23)
     assert report.repairs_applied == 0
     assert world.store.repair_rows() == []
+
+
+def test_a_file_without_one_readable_row_is_not_recorded_as_a_snapshot(world: World) -> None:
+    load_all(world)
+    summary = world.load(Source.PLATFORM, "msisdn,product,status\n12345,daily,active\n", D23)
+    assert summary.quarantined == 1
+    assert "no readable rows" in next(iter(summary.failed_sources.values()))
+    # The platform's newest snapshot is still the 22nd: no mass "billed, not on the send list".
+    assert world.store.latest_snapshots()[Source.PLATFORM] == D22
+    assert world.reconciler().reconcile(D23).counts["billed_not_on_send_list"] == 2
