@@ -52,7 +52,6 @@ from mmsq.subscriptions import (
 
 __all__ = ["SqlSubscriptionStore"]
 
-_PAGE = 1_000_000
 #: Field separator of the text the database renders for a reconciliation (ASCII unit separator;
 #: never in an MSISDN, and refused in product names at import).
 _SEP = "\x1f"
@@ -294,7 +293,7 @@ class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
                 parse_options=pacsv.ParseOptions(delimiter=_SEP, quote_char=False),
                 convert_options=pacsv.ConvertOptions(
                     column_types={
-                        "msisdn": pa.string(),
+                        "msisdn": pa.int64(),
                         "product": pa.dictionary(pa.int32(), pa.string()),
                         "packed": pa.int16(),
                     }
@@ -314,10 +313,9 @@ class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
         table = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
         table = table.filter(pc.greater(table["packed"], 0))
         pack = table["packed"].to_numpy()
-        number = pc.cast(pc.utf8_slice_codeunits(table["msisdn"], 1), pa.int64())
         frame = pd.DataFrame(
             {
-                "msisdn_num": number.to_numpy(),
+                "msisdn_num": table["msisdn"].to_numpy(),
                 "product": table["product"]
                 .to_pandas()
                 .cat.reorder_categories(
@@ -329,32 +327,25 @@ class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
         return frame.loc[:, list(SOURCE_STATE_COLUMNS)]
 
     def _sqlite_text(self, packed: str) -> Iterator[bytes]:
-        """Pages of ``msisdn<US>product<US>packed`` lines, in key order (keyset pagination)."""
+        """``digits<US>product<US>packed`` lines from one pass over the table.
+
+        One string holds them all (about 30 bytes a subscription): SQLite's 1 GB string limit
+        allows some 30 million subscriptions, far beyond a province's list.
+        """
         sql = (
-            "SELECT group_concat(line, char(10)), count(*), max(k) FROM ("
-            f"SELECT msisdn || char(31) || product || char(31) || ({packed}) AS line, "
-            "msisdn || char(31) || product AS k FROM subscriptions "
-            "WHERE (msisdn, product) > (:m, :p) ORDER BY msisdn, product LIMIT :n)"
+            "SELECT group_concat(substr(msisdn, 2) || char(31) || product || char(31) || "
+            f"({packed}), char(10)) FROM subscriptions"
         )
-        after = ("", "")
         with self.engine.connect() as conn:
             raw = conn.connection.driver_connection
-            while True:
-                text, n, last = raw.execute(
-                    sql, {"m": after[0], "p": after[1], "n": _PAGE}
-                ).fetchone()
-                if not n:
-                    return
-                yield text.encode("utf-8") + b"\n"
-                if n < _PAGE:
-                    return
-                m, p = last.split(_SEP, 1)
-                after = (m, p)
+            (text,) = raw.execute(sql).fetchone()
+        if text:
+            yield text.encode("utf-8") + b"\n"
 
     def _pg_text(self, packed: str) -> Iterator[bytes]:
         """COPY's text output with the unit separator as delimiter."""
         sql = (
-            f"COPY (SELECT msisdn, product, {packed} FROM subscriptions) TO STDOUT "
+            f"COPY (SELECT substr(msisdn, 2), product, {packed} FROM subscriptions) TO STDOUT "
             "WITH (FORMAT text, DELIMITER E'\\x1f')"
         )
         with self.engine.connect() as conn:

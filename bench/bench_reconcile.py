@@ -106,34 +106,42 @@ def main() -> int:
     ap.add_argument("--subscribers", type=int, default=1_500_000)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument(
+        "--reuse", action="store_true", help="reuse the snapshots and store in --workdir (kept)"
+    )
     args = ap.parse_args()
 
     from mmsq.simulators.subscription_snapshots import SnapshotSpec, write_snapshots
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mmsq-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    planted = write_snapshots(work / "snapshots", SnapshotSpec(subscribers=args.subscribers))
     files = {name: work / "snapshots" / f"{name}.csv" for name in ("boss", "misc", "platform")}
-    print(f"generated {planted['rows']} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMSQ_")}
     env["MMSQ_DATA_DIR"] = str(work / "var")
     env["MMSQ_LOG__FORMAT"] = "json"
     mmsq = [sys.executable, "-m", "mmsq"]
-    subprocess.run([*mmsq, "db", "upgrade"], env=env, check=True, capture_output=True)
-
     imports: dict[str, float] = {}
-    for name, path in files.items():
-        cmd = [*mmsq, "subscriptions", "import", "--json", "--source", name, str(path)]
-        wall, _, rc = run_child([*cmd, "--as-of", AS_OF.isoformat()], env, work / "import.json")
-        if rc != 0:
-            print(f"import of {name} failed", file=sys.stderr)
-            return 1
-        imports[name] = wall
+    if args.reuse and (work / "planted.json").is_file():
+        planted = json.loads((work / "planted.json").read_text())
+    else:
+        t = time.perf_counter()
+        planted = write_snapshots(work / "snapshots", SnapshotSpec(subscribers=args.subscribers))
+        (work / "planted.json").write_text(json.dumps(planted))
+        print(
+            f"generated {planted['rows']} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr
+        )
+        subprocess.run([*mmsq, "db", "upgrade"], env=env, check=True, capture_output=True)
+        for name, path in files.items():
+            cmd = [*mmsq, "subscriptions", "import", "--json", "--source", name, str(path)]
+            wall, _, rc = run_child([*cmd, "--as-of", AS_OF.isoformat()], env, work / "import.json")
+            if rc != 0:
+                print(f"import of {name} failed", file=sys.stderr)
+                return 1
+            imports[name] = wall
 
     as_of = (AS_OF + timedelta(days=1)).isoformat()
     cmd = [*mmsq, "reconcile", "--json", "--as-of", as_of, "--export", str(work / "export")]
+    load = os.getloadavg()[0]
     wall, rss, rc = run_child(cmd, env, work / "reconcile.json")
     if rc != 0:
         print("reconcile failed", file=sys.stderr)
@@ -144,11 +152,13 @@ def main() -> int:
     print(f"command: python bench/bench_reconcile.py --subscribers {args.subscribers}")
     print(f"machine: {machine()}")
     print(f"snapshot rows: {planted['rows']}")
-    print(
-        "import (not in the target): "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in imports.items())
-        + f", total {sum(imports.values()):.1f} s"
-    )
+    print(f"load average before the reconcile run (1 min): {load:.1f}")
+    if imports:
+        print(
+            "import (not in the target): "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in imports.items())
+            + f", total {sum(imports.values()):.1f} s"
+        )
     print(f"subscriptions compared: {report['compared']:,}")
     expected = planted["expected"]
     assert isinstance(expected, dict)
@@ -165,7 +175,7 @@ def main() -> int:
         dt, counts = duck
         print(f"DuckDB, one SQL query over the same CSV files: {dt:.2f} s; counts {counts}")
         print(f"ratio mmsq reconcile / DuckDB: {wall / dt:.1f}x")
-    if not args.keep and args.workdir is None:
+    if not (args.keep or args.reuse) and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
