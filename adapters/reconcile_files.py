@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from mmsq.ports import Clock
 
@@ -20,7 +22,8 @@ __all__ = ["CsvDifferenceExport", "SendListDropFolder"]
 def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
-    frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+    table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
+    pacsv.write_csv(table, str(tmp), pacsv.WriteOptions(quoting_style="needed"))
     os.replace(tmp, path)
     return path
 
