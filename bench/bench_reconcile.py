@@ -23,6 +23,7 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 AS_OF = date(2026, 11, 22)
 
@@ -101,6 +102,31 @@ def duckdb_time(files: dict[str, Path]) -> tuple[float, dict[str, int]] | None:
     return elapsed, dict(zip(names, row or (), strict=True))
 
 
+def prepare(
+    work: Path, files: dict[str, Path], env: dict[str, str], subscribers: int, reuse: bool
+) -> tuple[dict[str, Any], dict[str, float]] | None:
+    """Generate and import the snapshots (or reuse them); the planted counts, import times."""
+    from mmsq.simulators.subscription_snapshots import SnapshotSpec, write_snapshots
+
+    mmsq = [sys.executable, "-m", "mmsq"]
+    imports: dict[str, float] = {}
+    if reuse and (work / "planted.json").is_file():
+        return json.loads((work / "planted.json").read_text()), imports
+    t = time.perf_counter()
+    planted = write_snapshots(work / "snapshots", SnapshotSpec(subscribers=subscribers))
+    (work / "planted.json").write_text(json.dumps(planted))
+    print(f"generated {planted['rows']} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    subprocess.run([*mmsq, "db", "upgrade"], env=env, check=True, capture_output=True)
+    for name, path in files.items():
+        cmd = [*mmsq, "subscriptions", "import", "--json", "--source", name, str(path)]
+        wall, _, rc = run_child([*cmd, "--as-of", AS_OF.isoformat()], env, work / "import.json")
+        if rc != 0:
+            print(f"import of {name} failed", file=sys.stderr)
+            return None
+        imports[name] = wall
+    return planted, imports
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--subscribers", type=int, default=1_500_000)
@@ -111,8 +137,6 @@ def main() -> int:
     )
     args = ap.parse_args()
 
-    from mmsq.simulators.subscription_snapshots import SnapshotSpec, write_snapshots
-
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mmsq-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     files = {name: work / "snapshots" / f"{name}.csv" for name in ("boss", "misc", "platform")}
@@ -120,24 +144,10 @@ def main() -> int:
     env["MMSQ_DATA_DIR"] = str(work / "var")
     env["MMSQ_LOG__FORMAT"] = "json"
     mmsq = [sys.executable, "-m", "mmsq"]
-    imports: dict[str, float] = {}
-    if args.reuse and (work / "planted.json").is_file():
-        planted = json.loads((work / "planted.json").read_text())
-    else:
-        t = time.perf_counter()
-        planted = write_snapshots(work / "snapshots", SnapshotSpec(subscribers=args.subscribers))
-        (work / "planted.json").write_text(json.dumps(planted))
-        print(
-            f"generated {planted['rows']} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr
-        )
-        subprocess.run([*mmsq, "db", "upgrade"], env=env, check=True, capture_output=True)
-        for name, path in files.items():
-            cmd = [*mmsq, "subscriptions", "import", "--json", "--source", name, str(path)]
-            wall, _, rc = run_child([*cmd, "--as-of", AS_OF.isoformat()], env, work / "import.json")
-            if rc != 0:
-                print(f"import of {name} failed", file=sys.stderr)
-                return 1
-            imports[name] = wall
+    prepared = prepare(work, files, env, args.subscribers, args.reuse)
+    if prepared is None:
+        return 1
+    planted, imports = prepared
 
     as_of = (AS_OF + timedelta(days=1)).isoformat()
     cmd = [*mmsq, "reconcile", "--json", "--as-of", as_of, "--export", str(work / "export")]
