@@ -6,6 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 
 .PHONY: setup demo test lint typecheck bench-ingest report-example clean
+.PHONY: setup demo test lint typecheck bench-ingest bench-reconcile clean
 
 $(BIN)/mmsq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,9 @@ bench-ingest: setup
 # docs/report-example.png: two simulated weeks ingested, the report rendered in headless Chromium.
 report-example: setup
 	$(BIN)/python bench/render_report_example.py
+bench-reconcile: setup
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/bench_reconcile.py
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info

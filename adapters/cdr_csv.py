@@ -38,6 +38,10 @@ def _is_gzip(fh: IO[bytes]) -> bool:
 class CdrFileReader:
     """Streams one CDR file as raw chunks of text columns with their line numbers."""
 
+    #: Columns read (others are ignored) and columns the header must name.
+    columns: tuple[str, ...] = INPUT_COLUMNS
+    required: tuple[str, ...] = REQUIRED_COLUMNS
+
     def __init__(self, path: Path, chunk_bytes: int = 32 * 1024 * 1024) -> None:
         self.path = path
         self.source = str(path)
@@ -68,7 +72,7 @@ class CdrFileReader:
             ]
         except UnicodeDecodeError as exc:
             raise CdrFileError(f"{self.path}: header row is not UTF-8") from exc
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        missing = [c for c in self.required if c not in header]
         if missing:
             raise CdrFileError(f"{self.path}: header lacks required column(s) {', '.join(missing)}")
         next_line = 2
@@ -123,7 +127,7 @@ class CdrFileReader:
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.binary() for h in header},
-                include_columns=[h for h in header if h in INPUT_COLUMNS],
+                include_columns=[h for h in header if h in self.columns],
                 strings_can_be_null=False,
             ),
         )

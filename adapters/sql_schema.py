@@ -117,3 +117,4 @@ ingest_batches = Table(
 # Schema additions owned by other features (they attach to `metadata` on import).
 import mmsq.adapters.sql_daemon_schema  # noqa: E402, F401  (registers the daemon tables on metadata)
 from mmsq.adapters import sql_report_schema as _sql_report_schema  # noqa: E402, F401
+from mmsq.adapters import sql_subscriptions_schema as _subscriptions_schema  # noqa: E402, F401

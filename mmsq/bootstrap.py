@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from mmsq.adapters.reconcile_files import SendListDropFolder
 from mmsq.adapters.sql_store import SqlStore
+from mmsq.adapters.sql_subscriptions import SqlSubscriptionStore
 from mmsq.classify import Classifier
 from mmsq.daemon import Daemon
 from mmsq.health import HealthRegistry
@@ -19,12 +21,15 @@ from mmsq.jobs import Job, JobFunc, JobRegistry, JobRunner, Schedule
 from mmsq.metrics import Metrics
 from mmsq.msisdn import MsisdnNormaliser
 from mmsq.ports import EventStore
+from mmsq.reconcile import ReconcileService
 from mmsq.report import ReportRun
 from mmsq.report_intake import ReportIntake
 from mmsq.rules_loader import load_rules
 from mmsq.rules_model import RuleSet
 from mmsq.settings import JobSchedule, Settings
 from mmsq.shutdown import ShutdownHooks
+from mmsq.subscription_events import SubscriptionEventService
+from mmsq.subscription_import import SnapshotImportService
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -37,9 +42,11 @@ __all__ = [
     "OPTIONAL_JOBS",
     "App",
     "DaemonApp",
+    "SubscriptionServices",
     "SystemClock",
     "build_app",
     "build_daemon",
+    "build_subscriptions",
     "weekly_report_job",
 ]
 
@@ -175,6 +182,19 @@ def _optional_jobs(
         return {"sent": run.sent, "attempts": run.attempts, "spooled": str(run.spooled or "")}
 
     jobs["weekly_report"] = (weekly_report, "e-mail the weekly success-rate report")
+
+    subscriptions = build_subscriptions(app)
+    export_dir = app.settings.reconcile.export_dir
+
+    def reconcile() -> dict[str, object]:
+        from mmsq.adapters.reconcile_files import CsvDifferenceExport
+
+        report = subscriptions.reconcile.reconcile(
+            None, CsvDifferenceExport(export_dir) if export_dir else None
+        ).as_dict()
+        return {"counts": report["counts"], "compared": report["compared"]}
+
+    jobs["reconcile"] = (reconcile, "reconcile BOSS, MISC and the content platform's send list")
     return jobs
 
 
@@ -302,4 +322,40 @@ def build_daemon(
         raise
     return DaemonApp(
         app, daemon, jobs, runner, health, hooks, metrics, scheduler, http, unavailable
+    )
+
+
+# -- subscriptions and reconciliation -------------------------------------------------------
+
+
+@dataclass
+class SubscriptionServices:
+    """The subscription store and the services on it, sharing the app's engine and clock."""
+
+    store: SqlSubscriptionStore
+    imports: SnapshotImportService
+    events: SubscriptionEventService
+    reconcile: ReconcileService
+
+
+def build_subscriptions(app: App) -> SubscriptionServices:
+    """Subscription services for ``app`` (closed with it: they share its engine)."""
+    settings = app.settings
+    store = SqlSubscriptionStore(app.store.engine)
+    normaliser = MsisdnNormaliser(settings.ingest.default_region)
+    rc = settings.reconcile
+    send_list = SendListDropFolder(rc.repair_dir, app.clock) if rc.repair_dir else None
+    return SubscriptionServices(
+        store=store,
+        imports=SnapshotImportService(store, normaliser, app.clock, settings.ingest.timezone),
+        events=SubscriptionEventService(store, normaliser, app.clock),
+        reconcile=ReconcileService(
+            store,
+            app.clock,
+            settings.ingest.timezone,
+            stale_after_days=rc.stale_after_days,
+            auto_repair=rc.auto_repair,
+            send_list=send_list,
+            examples=rc.examples,
+        ),
     )

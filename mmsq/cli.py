@@ -61,7 +61,7 @@ def _root(config: ConfigOpt = None) -> None:
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -694,6 +694,140 @@ def daemon() -> None:
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(code)
+
+
+# -- subscriptions and reconciliation ------------------------------------------------------
+
+subscriptions_app = typer.Typer(
+    help="Subscription snapshots from BOSS, MISC and the content platform.", no_args_is_help=True
+)
+app.add_typer(subscriptions_app, name="subscriptions")
+
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="date YYYY-MM-DD (default: today, operator time)")
+]
+
+
+def _as_of(value: str | None) -> Any:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--as-of: not a date (YYYY-MM-DD): {value!r}") from None
+
+
+@subscriptions_app.command("import")
+def subscriptions_import(
+    source: Annotated[str, typer.Option("--source", help="boss, misc or platform")],
+    files: Annotated[list[Path], typer.Argument(help="snapshot CSV files (.csv, .csv.gz)")],
+    as_of: AsOfOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import one source's subscription snapshot; bad rows are quarantined, never fatal."""
+    from mmsq.adapters.subscription_csv import SnapshotFileReader
+    from mmsq.bootstrap import build_subscriptions
+    from mmsq.subscriptions import Source
+
+    try:
+        src = Source(source.strip().lower())
+    except ValueError:
+        raise _fail(f"--source must be boss, misc or platform, not {source!r}") from None
+    day = _as_of(as_of)
+    settings = _settings()
+    readers = [SnapshotFileReader(f, settings.ingest.chunk_bytes) for f in _expand(files)]
+    total = sum(r.total_bytes or 0 for r in readers)
+    with (
+        _app_for(settings) as a,
+        Progress(
+            TextColumn(f"[bold]import {src.value}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        ) as progress,
+    ):
+        task = progress.add_task("import", total=total or None)
+        done_before: dict[str, int] = {}
+
+        def on_progress(name: str, bytes_read: int) -> None:
+            progress.advance(task, bytes_read - done_before.get(name, 0))
+            done_before[name] = bytes_read
+
+        services = build_subscriptions(a)
+        summary = services.imports.import_snapshot(src, readers, day, on_progress).as_dict()
+    if as_json:
+        _emit_json(summary)
+    else:
+        table = Table(title=f"{src.value} snapshot of {summary['as_of']}", show_header=True)
+        table.add_column("status")
+        table.add_column("subscriptions", justify="right")
+        for status, n in summary["by_status"].items():
+            table.add_row(status, f"{n:,}")
+        out.print(table)
+        out.print(
+            f"records {summary['records']:,} · stored {summary['stored']:,} · "
+            f"duplicates {summary['duplicates']:,} · quarantined {summary['quarantined']:,}"
+        )
+        for name, why in summary["failed_sources"].items():
+            err.print(f"[red]could not read[/] {name}: {why}", highlight=False)
+    if summary["records"] == 0 and summary["quarantined"] == 0:
+        raise typer.Exit(1)
+
+
+@app.command("reconcile")
+def reconcile(
+    as_json: JsonOpt = False,
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", help="write one CSV per difference class and the repairs here"),
+    ] = None,
+    as_of: AsOfOpt = None,
+) -> None:
+    """Compare BOSS, MISC and the send list; classify, export and (if enabled) repair."""
+    from mmsq.adapters.reconcile_files import CsvDifferenceExport
+    from mmsq.bootstrap import build_subscriptions
+
+    day = _as_of(as_of)
+    settings = _settings()
+    target = export or settings.reconcile.export_dir
+    with _app_for(settings) as a:
+        services = build_subscriptions(a)
+        report = services.reconcile.reconcile(
+            day, CsvDifferenceExport(target) if target else None
+        ).as_dict()
+    if as_json:
+        _emit_json(report)
+        return
+    for name, f in report["sources"].items():
+        if f["stale"]:
+            err.print(
+                f"[yellow]stale:[/] {name} (newest snapshot {f['latest_snapshot'] or 'none'}); "
+                "comparisons with it skipped",
+                highlight=False,
+            )
+    table = Table(title=f"reconciliation of {report['as_of']}", show_header=True)
+    table.add_column("difference")
+    table.add_column("subscriptions", justify="right")
+    table.add_column("examples")
+    for cls, n in report["counts"].items():
+        shown = "skipped: " + report["skipped"][cls] if n is None else f"{n:,}"
+        examples = ", ".join(
+            f"{e['msisdn']} {e['product']}" for e in report["examples"].get(cls, [])
+        )
+        table.add_row(cls, shown, examples)
+    out.print(table)
+    repairs = report["repairs"]
+    out.print(
+        f"compared {report['compared']:,} · repairs proposed "
+        + (", ".join(f"{k} {v:,}" for k, v in repairs["proposed"].items()) or "none")
+        + f" · applied {repairs['applied']:,}"
+    )
+    for name, path in report["exports"].items():
+        out.print(f"  {name}: {path}", highlight=False)
 
 
 def main() -> None:

@@ -13,13 +13,23 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from mmsq.subscriptions import DifferenceClass
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -214,6 +224,34 @@ class DaemonSettings(_Section):
         return v
 
 
+class ReconcileSettings(_Section):
+    """Three-way reconciliation of BOSS, MISC and the content platform's send list."""
+
+    stale_after_days: int = Field(
+        default=1,
+        ge=0,
+        description="a source whose newest snapshot is older than this (days before the "
+        "reconciliation date) is stale: its comparisons are skipped",
+    )
+    auto_repair: list[DifferenceClass] = Field(
+        default_factory=list,
+        description="difference classes whose platform repairs are applied automatically",
+    )
+    repair_dir: Path | None = Field(
+        default=None, description="folder the content platform picks repair files from"
+    )
+    export_dir: Path | None = Field(
+        default=None, description="default folder for the per-class difference CSV files"
+    )
+    examples: int = Field(default=3, ge=0, le=50, description="examples per class in the summary")
+
+    @model_validator(mode="after")
+    def _repairs_need_a_folder(self) -> ReconcileSettings:
+        if self.auto_repair and self.repair_dir is None:
+            raise ValueError("auto_repair needs repair_dir (where the platform picks repairs up)")
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting mmsq reads; see config.example.toml for each one's meaning and unit."""
 
@@ -228,6 +266,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     report: ReportSettings = ReportSettings()
     daemon: DaemonSettings = DaemonSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @property
     def database_url(self) -> str:
