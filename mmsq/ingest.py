@@ -21,7 +21,7 @@ import structlog
 from mmsq.classify import Classifier
 from mmsq.domain import CAUSE_CLASSES, CauseClass, DeliveryReport, QuarantinedRecord
 from mmsq.msisdn import MsisdnNormaliser
-from mmsq.ports import Clock, EventStore, RawChunk, ReportReader
+from mmsq.ports import Clock, EventStore, IngestWriter, RawChunk, ReportReader
 
 __all__ = [
     "AGGREGATE_COUNTS",
@@ -209,16 +209,18 @@ class IngestService:
         self._store.start_batch(summary.batch_id, "ingest", self._clock.now())
         for reader in readers:
             summary.sources.append(reader.source)
-            try:
-                for chunk in reader.chunks():
-                    self.ingest_chunk(chunk, summary)
-                    if progress is not None:
-                        progress(reader.source, chunk.bytes_read)
-            except (OSError, ValueError) as exc:
-                summary.failed_sources[reader.source] = str(exc)
-                log.error("ingest.source_failed", source=reader.source, error=str(exc))
-                if on_source_error is not None:
-                    on_source_error(reader.source, exc)
+            # One transaction per source: its aggregates are folded in once, at the end.
+            with self._store.ingest_session() as writer:
+                try:
+                    for chunk in reader.chunks():
+                        self.ingest_chunk(chunk, summary, writer)
+                        if progress is not None:
+                            progress(reader.source, chunk.bytes_read)
+                except (OSError, ValueError) as exc:
+                    summary.failed_sources[reader.source] = str(exc)
+                    log.error("ingest.source_failed", source=reader.source, error=str(exc))
+                    if on_source_error is not None:
+                        on_source_error(reader.source, exc)
         self._store.finish_batch(summary.batch_id, self._clock.now(), summary.as_dict())
         log.info(
             "ingest.summary",
@@ -238,14 +240,15 @@ class IngestService:
             # A receipt need not name the edition: correlation with what was sent supplies it.
             required = tuple(c for c in REQUIRED_COLUMNS if c != "edition")
             chunk = RawChunk(source=source, frame=reports_to_frame(reports), required=required)
-            self.ingest_chunk(chunk, summary)
+            with self._store.ingest_session() as writer:
+                self.ingest_chunk(chunk, summary, writer)
         return summary
 
-    def ingest_chunk(self, chunk: RawChunk, summary: IngestSummary) -> None:
+    def ingest_chunk(self, chunk: RawChunk, summary: IngestSummary, writer: IngestWriter) -> None:
         quarantine = list(chunk.quarantined)
         events = self._prepare(chunk, quarantine)
         if quarantine:
-            self._store.add_quarantine(summary.batch_id, quarantine)
+            writer.add_quarantine(summary.batch_id, quarantine)
         summary.quarantined += len(quarantine)
         summary.records += len(events)
         if events.empty:
@@ -263,10 +266,10 @@ class IngestService:
                 if (ns, code) not in self._unknown_logged:
                     self._unknown_logged.add((ns, code))
                     log.warning("ingest.unknown_code", namespace=ns, code=code)
-            self._store.record_unknown_codes(by_key, self._clock.now())
+            writer.record_unknown_codes(by_key, self._clock.now())
         unique = events.drop_duplicates("event_key")
         summary.duplicates += len(events) - len(unique)
-        result = self._store.ingest_events(unique.loc[:, list(EVENT_COLUMNS)])
+        result = writer.add_events(unique.loc[:, list(EVENT_COLUMNS)])
         summary.stored += result.stored
         summary.duplicates += result.duplicates
 

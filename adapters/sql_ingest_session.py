@@ -1,0 +1,364 @@
+"""One ingest transaction on the SQL store: events, keys, aggregates and devices, atomically.
+
+Per chunk, only two things touch the database: the event keys (one set-based insert that
+returns the keys that were new) and the event segments of the new events (a few hundred BLOB
+rows). The narrow columns that aggregates need are kept in memory (about 25 bytes an event)
+and folded into the aggregate, device and edition tables once, when the session ends. So a
+province-day costs a handful of statements per chunk instead of one SQL row per event.
+
+On SQLite the transaction holds the write lock from its first statement to the end (other
+writers wait up to the busy timeout); on PostgreSQL an advisory lock serialises ingests, since
+aggregate blocks are read, merged and rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from mmsq.adapters.event_blocks import (
+    AGGREGATE_SCHEMA,
+    DEVICE_SCHEMA,
+    EVENT_SCHEMA,
+    PARTS,
+    SEGMENT_ROWS,
+    decode,
+    encode,
+    key_partition,
+    msisdn_digits,
+)
+from mmsq.adapters.sql_event_schema import (
+    daily_aggregate_blocks,
+    device_blocks,
+    edition_daily,
+    event_segments,
+)
+from mmsq.adapters.sql_schema import quarantine, unknown_codes
+from mmsq.aggregates import (
+    COUNT_COLUMNS,
+    cause_codes,
+    daily_counts,
+    edition_counts,
+    latest_devices,
+    merge_counts,
+)
+from mmsq.domain import QuarantinedRecord
+from mmsq.ports import StoredChunk
+
+__all__ = ["SqlIngestSession"]
+
+_EPOCH = date(1970, 1, 1)
+_INGEST_LOCK = 0x6D6D7371  # "mmsq": the PostgreSQL advisory lock that serialises ingests
+
+
+def _day_numbers(day: pd.Series) -> npt.NDArray[np.int32]:
+    """Local days (text, date or datetime) -> days since 1970-01-01, via the few distinct ones."""
+    cat = pd.Categorical(day)
+    cats = pd.to_datetime(pd.Series(np.asarray(cat.categories))).to_numpy("datetime64[D]")
+    return np.asarray(cats.astype(np.int64)[cat.codes], dtype=np.int32)
+
+
+def _to_date(n: int) -> date:
+    return _EPOCH + timedelta(days=int(n))
+
+
+class SqlIngestSession:
+    """Implements the ``IngestWriter`` port inside one open SQLAlchemy transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+        if self._pg:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGEST_LOCK})")
+        self._narrow: list[pd.DataFrame] = []
+        self._editions: list[pd.DataFrame] = []
+        self._devices: list[pd.DataFrame] = []
+
+    # -- per chunk -----------------------------------------------------------------------
+
+    def add_events(self, events: pd.DataFrame) -> StoredChunk:
+        """Store the events whose key is new; duplicates (stored before) are only counted."""
+        if events.empty:
+            return StoredChunk(0, 0)
+        keys = events["event_key"].to_numpy(dtype=np.int64)
+        submitted = events["submitted_ts"].to_numpy(dtype=np.int64)
+        done_known = events["done_ts"].notna().to_numpy()
+        done = events["done_ts"].to_numpy(dtype=np.int64, na_value=0)
+        parts = key_partition(done, done_known, submitted)
+        new_keys = self._insert_keys(parts, keys)
+        duplicates = len(events) - len(new_keys)
+        if not new_keys.size:
+            return StoredChunk(0, duplicates)
+        if duplicates:
+            keep = np.isin(keys, new_keys)
+            events = events.loc[keep]
+            submitted, done, done_known = submitted[keep], done[keep], done_known[keep]
+        msisdn = msisdn_digits(events["msisdn"])
+        day = _day_numbers(events["day"])
+        cause = cause_codes(events["cause"])
+        final = events["final"].to_numpy(dtype=bool)
+        notify_ok = (events["notify_ok"].fillna(0).to_numpy(dtype=np.int8) == 1)
+        self._write_segments(events, msisdn, day, submitted, done, done_known)
+        self._narrow.append(
+            pd.DataFrame(
+                {"msisdn": msisdn, "day": day, "cause": cause, "final": final,
+                 "notify_ok": notify_ok, "submitted_ts": submitted}
+            )
+        )
+        latency = np.where(done_known, done - submitted, -1)
+        self._editions.append(
+            edition_counts(day, events["edition"], cause, final, notify_ok, latency)
+        )
+        self._devices.append(latest_devices(msisdn, events["imei"], submitted))
+        return StoredChunk(len(new_keys), duplicates)
+
+    def _insert_keys(
+        self, parts: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """Insert the keys; return those that were not there before (set-based, one statement
+        per key partition on SQLite, one COPY and one statement on PostgreSQL)."""
+        raw: Any = self._conn.connection.driver_connection
+        if self._pg:
+            self._conn.exec_driver_sql(
+                "CREATE TEMP TABLE IF NOT EXISTS _stage_keys (part integer, event_key bigint) "
+                "ON COMMIT DELETE ROWS"
+            )
+            with raw.cursor() as cur:
+                with cur.copy("COPY _stage_keys (part, event_key) FROM STDIN") as copy:
+                    for row in zip(parts.tolist(), keys.tolist(), strict=True):
+                        copy.write_row(row)
+                cur.execute(
+                    "INSERT INTO event_keys (part, event_key) SELECT part, event_key "
+                    "FROM _stage_keys ON CONFLICT DO NOTHING RETURNING event_key"
+                )
+                new = [r[0] for r in cur.fetchall()]
+                cur.execute("DELETE FROM _stage_keys")
+            return np.asarray(new, dtype=np.int64)
+        new_parts: list[npt.NDArray[np.int64]] = []
+        cur = raw.cursor()
+        try:
+            for part in np.unique(parts).tolist():
+                # Sorted, so that the inserts walk the key B-tree in order.
+                chunk = np.sort(keys[parts == part])
+                rows = cur.execute(
+                    "INSERT INTO event_keys (part, event_key) SELECT ?, value "
+                    "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING event_key",
+                    (part, json.dumps(chunk.tolist())),
+                ).fetchall()
+                new_parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+        finally:
+            cur.close()
+        return np.concatenate(new_parts) if new_parts else np.zeros(0, dtype=np.int64)
+
+    def _write_segments(
+        self,
+        events: pd.DataFrame,
+        msisdn: npt.NDArray[np.int64],
+        day: npt.NDArray[np.int32],
+        submitted: npt.NDArray[np.int64],
+        done: npt.NDArray[np.int64],
+        done_known: npt.NDArray[np.bool_],
+    ) -> None:
+        order = np.lexsort((submitted, msisdn, day))
+        n = len(order)
+        columns: dict[str, pa.Array] = {}
+        for field in EVENT_SCHEMA:
+            name = field.name
+            if name == "msisdn":
+                columns[name] = pa.array(msisdn[order])
+            elif name == "submitted_ts":
+                columns[name] = pa.array(submitted[order])
+            elif name == "done_ts":
+                columns[name] = pa.array(done[order], mask=~done_known[order])
+            elif name == "day":
+                columns[name] = pa.array(day[order], type=pa.int32()).cast(pa.date32())
+            elif name == "final":
+                columns[name] = pa.array(events[name].to_numpy(dtype=bool)[order])
+            elif name == "notify_ok":
+                col = events[name]
+                columns[name] = pa.array(
+                    col.fillna(0).to_numpy(dtype=np.int8)[order],
+                    mask=col.isna().to_numpy()[order],
+                )
+            elif name == "event_key":
+                columns[name] = pa.array(events[name].to_numpy(dtype=np.int64)[order])
+            else:
+                arr = pa.array(events[name], type=pa.string(), from_pandas=True)
+                columns[name] = arr.take(pa.array(order))
+        table = pa.Table.from_arrays(list(columns.values()), schema=EVENT_SCHEMA)
+        sorted_day, sorted_m, sorted_ts = day[order], msisdn[order], submitted[order]
+        # Segment boundaries: every SEGMENT_ROWS rows and wherever the day changes.
+        day_starts = np.flatnonzero(np.r_[True, sorted_day[1:] != sorted_day[:-1]])
+        bounds: list[int] = []
+        for i, start in enumerate(day_starts.tolist()):
+            end = int(day_starts[i + 1]) if i + 1 < len(day_starts) else n
+            bounds.extend(range(start, end, SEGMENT_ROWS))
+        bounds.append(n)
+        starts = np.asarray(bounds[:-1])
+        rows = []
+        ts_min = np.minimum.reduceat(sorted_ts, starts)
+        ts_max = np.maximum.reduceat(sorted_ts, starts)
+        for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            rows.append(
+                {
+                    "day": _to_date(int(sorted_day[a])),
+                    "msisdn_min": int(sorted_m[a]),
+                    "msisdn_max": int(sorted_m[b - 1]),
+                    "ts_min": int(ts_min[j]),
+                    "ts_max": int(ts_max[j]),
+                    "rows": b - a,
+                    "data": encode(table.slice(a, b - a)),
+                }
+            )
+        self._conn.execute(event_segments.insert(), rows)
+
+    def add_quarantine(self, batch_id: str, records: Sequence[QuarantinedRecord]) -> None:
+        if not records:
+            return
+        self._conn.execute(
+            quarantine.insert(),
+            [
+                {
+                    "batch_id": batch_id,
+                    "source": r.source,
+                    "line": r.line,
+                    "reason": r.reason,
+                    "raw": r.raw[:2000],
+                }
+                for r in records
+            ],
+        )
+
+    def record_unknown_codes(self, counts: dict[tuple[str, str], int], seen_at: datetime) -> None:
+        table = unknown_codes
+        for (ns, code), n in counts.items():
+            updated = self._conn.execute(
+                table.update()
+                .where(table.c.namespace == ns[:32], table.c.code == code[:64])
+                .values(count=table.c.count + n, last_seen=seen_at)
+            ).rowcount
+            if not updated:
+                self._conn.execute(
+                    table.insert().values(
+                        namespace=ns[:32], code=code[:64], count=n, first_seen=seen_at,
+                        last_seen=seen_at,
+                    )
+                )
+
+    # -- at the end ----------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Fold everything this session stored into aggregates, devices and edition days."""
+        if self._narrow:
+            narrow = pd.concat(self._narrow, ignore_index=True)
+            self._narrow = []
+            counts = daily_counts(
+                narrow["msisdn"].to_numpy(),
+                narrow["day"].to_numpy(),
+                narrow["cause"].to_numpy(),
+                narrow["final"].to_numpy(),
+                narrow["notify_ok"].to_numpy(),
+                narrow["submitted_ts"].to_numpy(),
+            )
+            del narrow
+            self._merge_aggregates(counts)
+        if self._devices:
+            devices = pd.concat(self._devices, ignore_index=True)
+            self._devices = []
+            self._merge_devices(devices)
+        if self._editions:
+            editions = pd.concat(self._editions, ignore_index=True)
+            self._editions = []
+            self._merge_editions(editions)
+
+    def _merge_aggregates(self, counts: pd.DataFrame) -> None:
+        t = daily_aggregate_blocks
+        counts["part"] = counts["msisdn"].to_numpy() % PARTS
+        for (day_n, part), new in counts.groupby(["day", "part"], sort=True):
+            day = _to_date(int(day_n))
+            new = new.drop(columns=["day", "part"]).sort_values("msisdn")
+            old_data = self._conn.execute(
+                sa.select(t.c.data).where(t.c.day == day, t.c.part == int(part))
+            ).scalar_one_or_none()
+            if old_data is not None:
+                old = decode(old_data).to_pandas()
+                new = merge_counts(old, new)
+                self._conn.execute(t.delete().where(t.c.day == day, t.c.part == int(part)))
+            table = pa.Table.from_pandas(
+                new[list(AGGREGATE_SCHEMA.names)], schema=AGGREGATE_SCHEMA, preserve_index=False
+            )
+            self._conn.execute(
+                t.insert().values(day=day, part=int(part), rows=len(new), data=encode(table))
+            )
+
+    def _merge_devices(self, seen: pd.DataFrame) -> None:
+        """A device row changes only when the subscriber shows up with another IMEI."""
+        t = device_blocks
+        seen = seen.sort_values(["msisdn", "seen_ts"], kind="stable")
+        seen = seen.drop_duplicates("msisdn", keep="last")
+        seen["part"] = seen["msisdn"].to_numpy() % PARTS
+        for part, new in seen.groupby("part", sort=True):
+            new = new.drop(columns=["part"])
+            old_data = self._conn.execute(
+                sa.select(t.c.data).where(t.c.part == int(part))
+            ).scalar_one_or_none()
+            merged = new
+            if old_data is not None:
+                old = decode(old_data).to_pandas().drop(columns=["tac"])
+                both = old.merge(new, on="msisdn", how="outer", suffixes=("", "_new"))
+                swap = both["imei_new"].notna() & (
+                    both["imei"].isna()
+                    | (
+                        (both["imei_new"] != both["imei"])
+                        & (both["seen_ts_new"] >= both["seen_ts"])
+                    )
+                )
+                both.loc[swap, "imei"] = both.loc[swap, "imei_new"]
+                both.loc[swap, "seen_ts"] = both.loc[swap, "seen_ts_new"]
+                merged = both[["msisdn", "imei", "seen_ts"]]
+                self._conn.execute(t.delete().where(t.c.part == int(part)))
+            merged = merged.sort_values("msisdn")
+            imei = pa.array(merged["imei"].astype(str).to_numpy(), type=pa.string())
+            table = pa.Table.from_arrays(
+                [
+                    pa.array(merged["msisdn"].to_numpy(dtype=np.int64)),
+                    imei,
+                    pc.utf8_slice_codeunits(imei, 0, 8),
+                    pa.array(merged["seen_ts"].to_numpy(dtype=np.int64)),
+                ],
+                schema=DEVICE_SCHEMA,
+            )
+            self._conn.execute(
+                t.insert().values(part=int(part), rows=len(merged), data=encode(table))
+            )
+
+    def _merge_editions(self, editions: pd.DataFrame) -> None:
+        t = edition_daily
+        sums = editions.groupby(["day", "edition"], sort=True).sum()
+        for (day_n, edition), row in sums.iterrows():
+            day = _to_date(int(day_n))
+            values = {k: int(v) for k, v in row.items()}
+            old = self._conn.execute(
+                sa.select(t).where(t.c.day == day, t.c.edition == str(edition)[:80])
+            ).first()
+            if old is not None:
+                for k in values:
+                    values[k] += int(old._mapping[k])
+                self._conn.execute(
+                    t.delete().where(t.c.day == day, t.c.edition == str(edition)[:80])
+                )
+            self._conn.execute(t.insert().values(day=day, edition=str(edition)[:80], **values))
+
+
+# The count columns are the contract between aggregates.py and the block schema.
+assert tuple(AGGREGATE_SCHEMA.names[1:-1]) == COUNT_COLUMNS
