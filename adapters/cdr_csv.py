@@ -113,20 +113,30 @@ class CdrFileReader:
                 )
             return "skip"
 
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(
-                column_names=header, use_threads=False, block_size=len(data) + 1
-            ),
-            parse_options=pacsv.ParseOptions(
-                invalid_row_handler=on_invalid, ignore_empty_lines=False
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.binary() for h in header},
-                include_columns=[h for h in header if h in INPUT_COLUMNS],
-                strings_can_be_null=False,
-            ),
-        )
+        def read(kind: pa.DataType) -> pa.Table:
+            bad.clear()
+            skipped.clear()
+            return pacsv.read_csv(
+                io.BytesIO(data),
+                read_options=pacsv.ReadOptions(
+                    column_names=header, use_threads=False, block_size=len(data) + 1
+                ),
+                parse_options=pacsv.ParseOptions(
+                    invalid_row_handler=on_invalid, ignore_empty_lines=False
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={h: kind for h in header},
+                    include_columns=[h for h in header if h in INPUT_COLUMNS],
+                    strings_can_be_null=False,
+                ),
+            )
+
+        # Text columns straight away (Arrow validates UTF-8); a chunk with bytes that are not
+        # UTF-8 is read again as binary, and only those rows are quarantined.
+        try:
+            table = read(pa.string())
+        except pa.ArrowInvalid:
+            table = read(pa.binary())
         n = table.num_rows
         # Line of each kept row: its index, plus the rows skipped before it.
         idx = np.arange(n, dtype=np.int64)
@@ -140,11 +150,14 @@ class CdrFileReader:
         undecodable = np.zeros(n, dtype=bool)
         empty = np.ones(n, dtype=bool)
         for name in table.column_names:
-            empty &= pc.equal(pc.binary_length(table.column(name)), 0).to_numpy(
-                zero_copy_only=False
-            )
+            col = table.column(name)
+            length = pc.utf8_length(col) if pa.types.is_string(col.type) else pc.binary_length(col)
+            empty &= pc.equal(length, 0).to_numpy(zero_copy_only=False)
         for name in table.column_names:
             col = table.column(name)
+            if pa.types.is_string(col.type):
+                columns[name] = col.to_pandas(types_mapper=pd.ArrowDtype).astype("string")
+                continue
             try:
                 text = col.cast(pa.string())
                 columns[name] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype)).astype(
