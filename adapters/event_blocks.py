@@ -30,22 +30,25 @@ __all__ = [
 #: MSISDN partitions of aggregate and device blocks (an ingest rewrites the ones it touches).
 PARTS = 64
 #: Events per segment: small enough that a per-subscriber look-up decodes little.
-SEGMENT_ROWS = 4096
+SEGMENT_ROWS = 16384
 
+_TEXT_CODES = pa.dictionary(pa.int32(), pa.string())
+#: Segments written by revision 0002's data migration hold plain strings where this schema
+#: has dictionaries; readers go by column name and accept either.
 EVENT_SCHEMA = pa.schema(
     [
         ("event_key", pa.int64()),
         ("msisdn", pa.int64()),
         ("message_id", pa.string()),
-        ("edition", pa.string()),
-        ("status_source", pa.string()),
-        ("status_code", pa.string()),
-        ("error_code", pa.string()),
-        ("cause", pa.string()),
+        ("edition", _TEXT_CODES),
+        ("status_source", _TEXT_CODES),
+        ("status_code", _TEXT_CODES),
+        ("error_code", _TEXT_CODES),
+        ("cause", _TEXT_CODES),
         ("final", pa.bool_()),
         ("notify_ok", pa.int8()),
         ("imei", pa.string()),
-        ("region", pa.string()),
+        ("region", _TEXT_CODES),
         ("submitted_ts", pa.int64()),
         ("done_ts", pa.int64()),
         ("day", pa.date32()),
@@ -58,7 +61,7 @@ DEVICE_SCHEMA = pa.schema(
     [("msisdn", pa.int64()), ("imei", pa.string()), ("tac", pa.string()), ("seen_ts", pa.int64())]
 )
 
-_WRITE = pa.ipc.IpcWriteOptions(compression="zstd")
+_WRITE = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=1))
 
 
 def encode(table: pa.Table) -> bytes:

@@ -80,6 +80,9 @@ class SqlIngestSession:
         self._pg = conn.dialect.name == "postgresql"
         if self._pg:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGEST_LOCK})")
+        else:
+            # Take the write lock now: blocks are read, merged and rewritten at the end.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         self._narrow: list[pd.DataFrame] = []
         self._editions: list[pd.DataFrame] = []
         self._devices: list[pd.DataFrame] = []
@@ -119,7 +122,16 @@ class SqlIngestSession:
         self._editions.append(
             edition_counts(day, events["edition"], cause, final, notify_ok, latency)
         )
-        self._devices.append(latest_devices(msisdn, events["imei"], submitted))
+        pos = latest_devices(msisdn, events["imei"].notna().to_numpy(), submitted)
+        self._devices.append(
+            pd.DataFrame(
+                {
+                    "msisdn": msisdn[pos],
+                    "imei": events["imei"].iloc[pos].to_numpy(dtype=object),
+                    "seen_ts": submitted[pos],
+                }
+            )
+        )
         return StoredChunk(len(new_keys), duplicates)
 
     def _insert_keys(
@@ -146,16 +158,34 @@ class SqlIngestSession:
             return np.asarray(new, dtype=np.int64)
         new_parts: list[npt.NDArray[np.int64]] = []
         cur = raw.cursor()
+        insert = (
+            "INSERT INTO event_keys (part, event_key) SELECT ?, value "
+            "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
+        )
         try:
             for part in np.unique(parts).tolist():
                 # Sorted, so that the inserts walk the key B-tree in order.
                 chunk = np.sort(keys[parts == part])
-                rows = cur.execute(
-                    "INSERT INTO event_keys (part, event_key) SELECT ?, value "
-                    "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING event_key",
-                    (part, json.dumps(chunk.tolist())),
+                as_json = json.dumps(chunk.tolist())
+                # Fresh keys (the usual case) cost one statement; when some were stored
+                # before, the insert is undone, the stored ones looked up, the rest inserted.
+                cur.execute("SAVEPOINT keys")
+                inserted = cur.execute(insert, (part, as_json)).rowcount
+                if inserted == len(chunk):
+                    cur.execute("RELEASE keys")
+                    new_parts.append(chunk)
+                    continue
+                cur.execute("ROLLBACK TO keys")
+                cur.execute("RELEASE keys")
+                stored = cur.execute(
+                    "SELECT event_key FROM event_keys WHERE part = ? AND event_key IN "
+                    "(SELECT value FROM json_each(?))",
+                    (part, as_json),
                 ).fetchall()
-                new_parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+                fresh = np.setdiff1d(chunk, np.asarray([r[0] for r in stored], dtype=np.int64))
+                if fresh.size:
+                    cur.execute(insert, (part, json.dumps(fresh.tolist())))
+                new_parts.append(fresh)
         finally:
             cur.close()
         return np.concatenate(new_parts) if new_parts else np.zeros(0, dtype=np.int64)
@@ -192,6 +222,15 @@ class SqlIngestSession:
                 )
             elif name == "event_key":
                 columns[name] = pa.array(events[name].to_numpy(dtype=np.int64)[order])
+            elif pa.types.is_dictionary(field.type):
+                # Few distinct values: int32 codes with a small dictionary (cheap to sort,
+                # compresses to almost nothing).
+                codes, uniques = pd.factorize(events[name], use_na_sentinel=True)
+                codes = np.asarray(codes, dtype=np.int32)[order]
+                columns[name] = pa.DictionaryArray.from_arrays(
+                    pa.array(codes, mask=codes < 0),
+                    pa.array(np.asarray(uniques, dtype=object), type=pa.string()),
+                )
             else:
                 arr = pa.array(events[name], type=pa.string(), from_pandas=True)
                 columns[name] = arr.take(pa.array(order))

@@ -225,17 +225,11 @@ class SqlStore:
                 if hit.num_rows:
                     found.append(hit)
                     count += hit.num_rows
-        if not found:
-            return []
-        table = pa.concat_tables(found).sort_by(
-            [("submitted_ts", "descending"), ("done_ts", "descending")]
-        )
-        table = table.slice(0, limit)
-        table = table.set_column(0, "event_key", table["event_key"])
-        rows = table.to_pylist()
+        rows = [r for hit in found for r in hit.to_pylist()]
+        rows.sort(key=lambda r: (r["submitted_ts"], r["done_ts"] or 0), reverse=True)
         for r in rows:
-            r["msisdn"] = "+" + str(r["msisdn"])
-        return rows
+            r["msisdn"] = "+" + digits
+        return rows[:limit]
 
     def daily_aggregates(self, first_day: date, last_day: date) -> pd.DataFrame:
         """Per (msisdn, day) counters for [first_day, last_day]: ``msisdn`` (E.164, categorical),

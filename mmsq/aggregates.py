@@ -165,12 +165,13 @@ def edition_counts(
     return frame
 
 
-def latest_devices(msisdn: IntArray, imei: pd.Series, submitted_ts: IntArray) -> pd.DataFrame:
-    """The newest IMEI per subscriber among these events: msisdn, imei, seen_ts (sorted)."""
-    has = imei.notna().to_numpy()
-    m, ts = msisdn[has], submitted_ts[has]
-    im = imei.to_numpy(dtype=object, na_value=None)[has]
+def latest_devices(
+    msisdn: IntArray, has_imei: npt.NDArray[np.bool_], submitted_ts: IntArray
+) -> IntArray:
+    """Positions of the newest event with an IMEI per subscriber, in MSISDN order."""
+    pos = np.flatnonzero(has_imei)
+    m, ts = msisdn[pos], submitted_ts[pos]
     order = np.lexsort((ts, m))
-    m, ts, im = m[order], ts[order], im[order]
+    m = m[order]
     last = np.r_[m[1:] != m[:-1], True] if len(m) else np.zeros(0, dtype=bool)
-    return pd.DataFrame({"msisdn": m[last], "imei": im[last], "seen_ts": ts[last]})
+    return np.asarray(pos[order][last], dtype=np.int64)

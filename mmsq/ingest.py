@@ -6,10 +6,13 @@ All per-row work is vectorised with pandas; Python-level work is done once per d
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from queue import Empty, Full, Queue
 from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
@@ -192,6 +195,19 @@ def reports_to_frame(reports: Iterable[DeliveryReport], first_line: int = 1) -> 
     return frame
 
 
+@dataclass
+class _Prepared:
+    """A chunk validated and classified, ready to store."""
+
+    chunk: RawChunk
+    quarantine: list[QuarantinedRecord]
+    events: pd.DataFrame
+    records: int
+    by_cause: dict[str, int]
+    unknown_counts: dict[tuple[str, str], int]
+    duplicates: int
+
+
 class IngestService:
     """Turns raw chunks into stored events; bad rows go to quarantine, never abort the batch."""
 
@@ -226,10 +242,10 @@ class IngestService:
             # One transaction per source: its aggregates are folded in once, at the end.
             with self._store.ingest_session() as writer:
                 try:
-                    for chunk in reader.chunks():
-                        self.ingest_chunk(chunk, summary, writer)
+                    for prepared in self._prepared_chunks(reader):
+                        self._store_prepared(prepared, summary, writer)
                         if progress is not None:
-                            progress(reader.source, chunk.bytes_read)
+                            progress(reader.source, prepared.chunk.bytes_read)
                 except (OSError, ValueError) as exc:
                     summary.failed_sources[reader.source] = str(exc)
                     log.error("ingest.source_failed", source=reader.source, error=str(exc))
@@ -259,33 +275,95 @@ class IngestService:
         return summary
 
     def ingest_chunk(self, chunk: RawChunk, summary: IngestSummary, writer: IngestWriter) -> None:
+        """Validate, classify and store one chunk."""
+        self._store_prepared(self._prepare_chunk(chunk), summary, writer)
+
+    def _prepare_chunk(self, chunk: RawChunk) -> _Prepared:
+        """The CPU half of a chunk (no store access): safe to run ahead in another thread."""
         quarantine = list(chunk.quarantined)
         events = self._prepare(chunk, quarantine)
-        if quarantine:
-            writer.add_quarantine(summary.batch_id, quarantine)
-        summary.quarantined += len(quarantine)
-        summary.records += len(events)
-        if events.empty:
+        unknown_counts: dict[tuple[str, str], int] = {}
+        by_cause: dict[str, int] = {}
+        duplicates = 0
+        if not events.empty:
+            by_cause = {str(k): int(v) for k, v in events["cause"].value_counts().items() if v}
+            unknown = events.loc[~events["_known"], ["status_source", "status_code"]]
+            if not unknown.empty:
+                unknown_counts = {
+                    (str(key[0]), str(key[1])): int(n)  # type: ignore[index]
+                    for key, n in unknown.value_counts().items()
+                }
+            unique = events.drop_duplicates("event_key")
+            duplicates = len(events) - len(unique)
+            records = len(events)
+            events = unique.loc[:, list(EVENT_COLUMNS)]
+        else:
+            records = 0
+        return _Prepared(chunk, quarantine, events, records, by_cause, unknown_counts, duplicates)
+
+    def _store_prepared(
+        self, prepared: _Prepared, summary: IngestSummary, writer: IngestWriter
+    ) -> None:
+        if prepared.quarantine:
+            writer.add_quarantine(summary.batch_id, prepared.quarantine)
+        summary.quarantined += len(prepared.quarantine)
+        summary.records += prepared.records
+        if prepared.events.empty:
             return
-        summary.by_cause.update({str(k): int(v) for k, v in events["cause"].value_counts().items()})
-        unknown = events.loc[~events["_known"], ["status_source", "status_code"]]
-        if not unknown.empty:
-            counts = unknown.value_counts()
-            by_key: dict[tuple[str, str], int] = {
-                (str(key[0]), str(key[1])): int(n)  # type: ignore[index]
-                for key, n in counts.items()
-            }
-            for (ns, code), n in by_key.items():
+        summary.by_cause.update(prepared.by_cause)
+        if prepared.unknown_counts:
+            for (ns, code), n in prepared.unknown_counts.items():
                 summary.unknown_codes[f"{ns}:{code}"] += n
                 if (ns, code) not in self._unknown_logged:
                     self._unknown_logged.add((ns, code))
                     log.warning("ingest.unknown_code", namespace=ns, code=code)
-            writer.record_unknown_codes(by_key, self._clock.now())
-        unique = events.drop_duplicates("event_key")
-        summary.duplicates += len(events) - len(unique)
-        result = writer.add_events(unique.loc[:, list(EVENT_COLUMNS)])
+            writer.record_unknown_codes(prepared.unknown_counts, self._clock.now())
+        summary.duplicates += prepared.duplicates
+        result = writer.add_events(prepared.events)
         summary.stored += result.stored
         summary.duplicates += result.duplicates
+
+    def _prepared_chunks(self, reader: ReportReader) -> Iterator[_Prepared]:
+        """Read and prepare chunks one ahead in a worker thread while the caller stores the
+        previous one: Arrow parsing, pandas kernels and SQLite release the GIL, so on two
+        cores the halves overlap. At most two prepared chunks are held at a time."""
+        done = object()
+        queue: Queue[object] = Queue(maxsize=1)
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                for chunk in reader.chunks():
+                    item = self._prepare_chunk(chunk)
+                    while not stop.is_set():
+                        try:
+                            queue.put(item, timeout=0.1)
+                            break
+                        except Full:
+                            continue
+                    if stop.is_set():
+                        return
+                queue.put(done)
+            except BaseException as exc:  # handed to the consumer, re-raised there
+                queue.put(exc)
+
+        worker = threading.Thread(target=work, name="ingest-prepare", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = queue.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, _Prepared)
+                yield item
+        finally:
+            stop.set()
+            while worker.is_alive():
+                with contextlib.suppress(Empty):
+                    queue.get(timeout=0.1)
+            worker.join()
 
     # -- preparation -------------------------------------------------------------------
 
@@ -373,16 +451,18 @@ class IngestService:
             + out["error_code"].fillna("\x00")
         )
         codes, uniques = pd.factorize(combo)
-        causes: list[str] = []
+        causes: list[int] = []
         finals: list[bool] = []
         known: list[bool] = []
         for text in uniques:
             ns, code, err = str(text).split("\x1f")
             c = self._classifier.lookup(ns, code, None if err == "\x00" else err)
-            causes.append(c.cause.value)
+            causes.append(CAUSE_CLASSES.index(c.cause.value))
             finals.append(c.final)
             known.append(c.known)
-        out["cause"] = np.asarray(causes, dtype=object)[codes]
+        out["cause"] = pd.Categorical.from_codes(
+            np.asarray(causes, dtype=np.int8)[codes], categories=list(CAUSE_CLASSES)
+        )
         out["final"] = np.asarray(finals, dtype=bool)[codes]
         out["_known"] = np.asarray(known, dtype=bool)[codes]
 
