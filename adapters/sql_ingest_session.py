@@ -72,6 +72,27 @@ def _to_date(n: int) -> date:
     return _EPOCH + timedelta(days=int(n))
 
 
+def _merge_device_block(old: pa.Table, new: pa.Table) -> pa.Table:
+    """Stored devices updated by newly seen ones (both sorted by MSISDN): a subscriber's row is
+    replaced when the new IMEI differs and was seen no earlier than the stored one."""
+    old_m = old["msisdn"].to_numpy()
+    new_m = new["msisdn"].to_numpy()
+    keys = np.union1d(old_m, new_m)
+    pick = np.full(len(keys), -1, dtype=np.int64)
+    pick[np.searchsorted(keys, old_m)] = np.arange(len(old_m))
+    in_new = np.searchsorted(keys, new_m)
+    prev = pick[in_new]
+    replace = prev < 0
+    both = ~replace
+    if both.any():
+        old_rows = pa.array(prev[both])
+        differs = pc.not_equal(old["imei"].take(old_rows), new["imei"].filter(pa.array(both)))
+        later = new["seen_ts"].to_numpy()[both] >= old["seen_ts"].to_numpy()[prev[both]]
+        replace[both] = differs.to_numpy(zero_copy_only=False) & later
+    pick[in_new[replace]] = len(old_m) + np.flatnonzero(replace)
+    return pa.concat_tables([old.cast(DEVICE_SCHEMA), new]).take(pa.array(pick))
+
+
 class SqlIngestSession:
     """Implements the ``IngestWriter`` port inside one open SQLAlchemy transaction."""
 
@@ -85,7 +106,7 @@ class SqlIngestSession:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         self._narrow: list[pd.DataFrame] = []
         self._editions: list[pd.DataFrame] = []
-        self._devices: list[pd.DataFrame] = []
+        self._devices: list[pa.Table] = []
 
     # -- per chunk -----------------------------------------------------------------------
 
@@ -123,14 +144,9 @@ class SqlIngestSession:
             edition_counts(day, events["edition"], cause, final, notify_ok, latency)
         )
         pos = latest_devices(msisdn, events["imei"].notna().to_numpy(), submitted)
+        imei = pa.array(events["imei"], type=pa.string(), from_pandas=True).take(pa.array(pos))
         self._devices.append(
-            pd.DataFrame(
-                {
-                    "msisdn": msisdn[pos],
-                    "imei": events["imei"].iloc[pos].to_numpy(dtype=object),
-                    "seen_ts": submitted[pos],
-                }
-            )
+            pa.table({"msisdn": msisdn[pos], "imei": imei, "seen_ts": submitted[pos]})
         )
         return StoredChunk(len(new_keys), duplicates)
 
@@ -312,7 +328,7 @@ class SqlIngestSession:
             del narrow
             self._merge_aggregates(counts)
         if self._devices:
-            devices = pd.concat(self._devices, ignore_index=True)
+            devices = pa.concat_tables(self._devices)
             self._devices = []
             self._merge_devices(devices)
         if self._editions:
@@ -321,65 +337,77 @@ class SqlIngestSession:
             self._merge_editions(editions)
 
     def _merge_aggregates(self, counts: pd.DataFrame) -> None:
+        """Per (day, MSISDN partition): add to the stored block, or write a new one."""
         t = daily_aggregate_blocks
-        counts["part"] = counts["msisdn"].to_numpy() % PARTS
-        for (day_n, part), new in counts.groupby(["day", "part"], sort=True):
-            day = _to_date(int(day_n))
-            new = new.drop(columns=["day", "part"]).sort_values("msisdn")
-            old_data = self._conn.execute(
-                sa.select(t.c.data).where(t.c.day == day, t.c.part == int(part))
-            ).scalar_one_or_none()
-            if old_data is not None:
-                old = decode(old_data).to_pandas()
-                new = merge_counts(old, new)
-                self._conn.execute(t.delete().where(t.c.day == day, t.c.part == int(part)))
-            table = pa.Table.from_pandas(
-                new[list(AGGREGATE_SCHEMA.names)], schema=AGGREGATE_SCHEMA, preserve_index=False
-            )
-            self._conn.execute(
-                t.insert().values(day=day, part=int(part), rows=len(new), data=encode(table))
-            )
+        msisdn = counts["msisdn"].to_numpy()
+        day = counts["day"].to_numpy()
+        # Stable, so each (day, part) slice stays sorted by MSISDN.
+        order = np.lexsort((msisdn % PARTS, day))
+        counts = counts.iloc[order].reset_index(drop=True)
+        key = counts["day"].to_numpy().astype(np.int64) * PARTS + counts["msisdn"].to_numpy() % PARTS
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        ends = np.r_[starts[1:], len(key)]
+        for day_n in np.unique(day).tolist():
+            d = _to_date(int(day_n))
+            stored = {
+                int(part): data
+                for part, data in self._conn.execute(
+                    sa.select(t.c.part, t.c.data).where(t.c.day == d)
+                )
+            }
+            rows = []
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                if int(key[a]) // PARTS != day_n:
+                    continue
+                part = int(key[a]) % PARTS
+                new = counts.iloc[a:b].drop(columns=["day"])
+                if part in stored:
+                    new = merge_counts(decode(stored[part]).to_pandas(), new)
+                table = pa.Table.from_pandas(
+                    new[list(AGGREGATE_SCHEMA.names)], schema=AGGREGATE_SCHEMA,
+                    preserve_index=False,
+                )
+                rows.append({"day": d, "part": part, "rows": len(new), "data": encode(table)})
+            if stored:
+                self._conn.execute(
+                    t.delete().where(t.c.day == d, t.c.part.in_([r["part"] for r in rows]))
+                )
+            self._conn.execute(t.insert(), rows)
 
-    def _merge_devices(self, seen: pd.DataFrame) -> None:
+    def _merge_devices(self, seen: pa.Table) -> None:
         """A device row changes only when the subscriber shows up with another IMEI."""
         t = device_blocks
-        seen = seen.sort_values(["msisdn", "seen_ts"], kind="stable")
-        seen = seen.drop_duplicates("msisdn", keep="last")
-        seen["part"] = seen["msisdn"].to_numpy() % PARTS
-        for part, new in seen.groupby("part", sort=True):
-            new = new.drop(columns=["part"])
-            old_data = self._conn.execute(
-                sa.select(t.c.data).where(t.c.part == int(part))
-            ).scalar_one_or_none()
-            merged = new
-            if old_data is not None:
-                old = decode(old_data).to_pandas().drop(columns=["tac"])
-                both = old.merge(new, on="msisdn", how="outer", suffixes=("", "_new"))
-                swap = both["imei_new"].notna() & (
-                    both["imei"].isna()
-                    | (
-                        (both["imei_new"] != both["imei"])
-                        & (both["seen_ts_new"] >= both["seen_ts"])
-                    )
-                )
-                both.loc[swap, "imei"] = both.loc[swap, "imei_new"]
-                both.loc[swap, "seen_ts"] = both.loc[swap, "seen_ts_new"]
-                merged = both[["msisdn", "imei", "seen_ts"]]
-                self._conn.execute(t.delete().where(t.c.part == int(part)))
-            merged = merged.sort_values("msisdn")
-            imei = pa.array(merged["imei"].astype(str).to_numpy(), type=pa.string())
-            table = pa.Table.from_arrays(
-                [
-                    pa.array(merged["msisdn"].to_numpy(dtype=np.int64)),
-                    imei,
-                    pc.utf8_slice_codeunits(imei, 0, 8),
-                    pa.array(merged["seen_ts"].to_numpy(dtype=np.int64)),
-                ],
-                schema=DEVICE_SCHEMA,
-            )
-            self._conn.execute(
-                t.insert().values(part=int(part), rows=len(merged), data=encode(table))
-            )
+        m = seen["msisdn"].to_numpy()
+        ts = seen["seen_ts"].to_numpy()
+        pos = latest_devices(m, np.ones(len(m), dtype=bool), ts)
+        if not len(pos):
+            return
+        seen = seen.take(pa.array(pos))
+        m = seen["msisdn"].to_numpy()
+        order = np.lexsort((m, m % PARTS))
+        seen = seen.take(pa.array(order))
+        part_of = seen["msisdn"].to_numpy() % PARTS
+        starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])
+        ends = np.r_[starts[1:], len(part_of)]
+        stored = {int(p): d for p, d in self._conn.execute(sa.select(t.c.part, t.c.data))}
+        rows = []
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            part = int(part_of[a])
+            new = seen.slice(a, b - a)
+            new = pa.table(
+                {
+                    "msisdn": new["msisdn"],
+                    "imei": new["imei"],
+                    "tac": pc.utf8_slice_codeunits(new["imei"], 0, 8),
+                    "seen_ts": new["seen_ts"],
+                }
+            ).cast(DEVICE_SCHEMA)
+            if part in stored:
+                new = _merge_device_block(decode(stored[part]), new)
+            rows.append({"part": part, "rows": new.num_rows, "data": encode(new)})
+        if stored:
+            self._conn.execute(t.delete().where(t.c.part.in_([r["part"] for r in rows])))
+        self._conn.execute(t.insert(), rows)
 
     def _merge_editions(self, editions: pd.DataFrame) -> None:
         t = edition_daily

@@ -291,7 +291,8 @@ class SqlStore:
             ).scalar_one_or_none()
         if data is None:
             return None
-        hit = decode(data).filter(pc.equal(pa.field("msisdn"), m)).to_pylist()
+        table = decode(data)
+        hit = table.filter(pc.equal(table["msisdn"], m)).to_pylist()
         if not hit:
             return None
         row: dict[str, Any] = hit[0]

@@ -87,21 +87,13 @@ def daily_counts(
     present = np.bincount(gid, minlength=groups) > 0
     counts = _counts(gid, groups, cause, final, notify_ok)[present]
     last = np.full(groups, np.iinfo(np.int64).min, dtype=np.int64)
-    _max_by_group(last, gid, submitted_ts)
+    np.maximum.at(last, gid, submitted_ts)
     idx = np.flatnonzero(present)
     frame = pd.DataFrame(counts, columns=list(COUNT_COLUMNS))
     frame.insert(0, "day", np.asarray(d_uniques, dtype=np.int32)[idx % len(d_uniques)])
     frame.insert(0, "msisdn", np.asarray(m_uniques, dtype=np.int64)[idx // len(d_uniques)])
     frame["last_ts"] = last[present]
     return frame
-
-
-def _max_by_group(out: IntArray, gid: IntArray, values: IntArray) -> None:
-    """``out[g] = max(out[g], values of group g)``; sort-based, faster than ufunc.at."""
-    order = np.lexsort((values, gid))
-    g = gid[order]
-    last_of_group = np.flatnonzero(np.r_[g[1:] != g[:-1], True])
-    out[g[last_of_group]] = np.maximum(out[g[last_of_group]], values[order][last_of_group])
 
 
 def merge_counts(old: pd.DataFrame, new: pd.DataFrame, key: str = "msisdn") -> pd.DataFrame:
@@ -140,8 +132,9 @@ def edition_counts(
     ``latency_n``, ``latency_sum_s`` and histogram columns ``lat_0`` ... (see
     ``LATENCY_EDGES_S``). A missing edition is counted under ``""``.
     """
-    ed = edition.fillna("").astype(str).to_numpy()
-    e_codes, e_uniques = pd.factorize(ed)
+    e_codes, e_found = pd.factorize(edition, use_na_sentinel=True)
+    e_uniques = np.append(np.asarray(e_found, dtype=object), "")
+    e_codes = np.where(e_codes < 0, len(e_found), e_codes)
     d_codes, d_uniques = pd.factorize(day)
     gid = d_codes.astype(np.int64) * len(e_uniques) + e_codes
     groups = len(d_uniques) * len(e_uniques)
@@ -168,10 +161,16 @@ def edition_counts(
 def latest_devices(
     msisdn: IntArray, has_imei: npt.NDArray[np.bool_], submitted_ts: IntArray
 ) -> IntArray:
-    """Positions of the newest event with an IMEI per subscriber, in MSISDN order."""
+    """Positions of the newest event with an IMEI per subscriber (ties: the later row),
+    in MSISDN order."""
     pos = np.flatnonzero(has_imei)
-    m, ts = msisdn[pos], submitted_ts[pos]
-    order = np.lexsort((ts, m))
-    m = m[order]
-    last = np.r_[m[1:] != m[:-1], True] if len(m) else np.zeros(0, dtype=bool)
-    return np.asarray(pos[order][last], dtype=np.int64)
+    if not len(pos):
+        return np.zeros(0, dtype=np.int64)
+    codes, uniques = pd.factorize(msisdn[pos], sort=True)
+    ts = submitted_ts[pos]
+    newest = np.full(len(uniques), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(newest, codes, ts)
+    cand = ts == newest[codes]
+    chosen = np.full(len(uniques), -1, dtype=np.int64)
+    np.maximum.at(chosen, codes[cand], pos[cand])
+    return chosen

@@ -467,19 +467,23 @@ class IngestService:
         out["_known"] = np.asarray(known, dtype=bool)[codes]
 
     def _notify_ok(self, notify: pd.Series) -> pd.Series:
-        s = notify.str.strip()
-        result = pd.Series(pd.NA, index=s.index, dtype="Int8")
-        present = ~_blank(s)
-        if present.any():
-            codes = pd.unique(s[present].to_numpy())
-            ok = {
-                c: int(
+        """1 where the notification push was delivered, 0 where not, <NA> where not reported;
+        each distinct code is classified once."""
+        codes, uniques = pd.factorize(notify.str.strip())
+        ok = np.asarray(
+            [
+                -1
+                if not str(c)
+                else int(
                     self._classifier.lookup(self._notify_ns, str(c)).cause is CauseClass.DELIVERED
                 )
-                for c in codes
-            }
-            result[present] = s[present].map(ok).astype("Int8")
-        return result
+                for c in uniques
+            ]
+            + [-1],
+            dtype=np.int8,
+        )
+        values = ok[codes]  # code -1 (missing) takes the -1 appended last
+        return pd.Series(pd.arrays.IntegerArray(values, values < 0), index=notify.index)
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime:
