@@ -13,6 +13,7 @@ aggregate blocks are read, merged and rewritten.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -263,7 +264,7 @@ class SqlIngestSession:
         rows = []
         ts_min = np.minimum.reduceat(sorted_ts, starts)
         ts_max = np.maximum.reduceat(sorted_ts, starts)
-        for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        for j, (a, b) in enumerate(itertools.pairwise(bounds)):
             rows.append(
                 {
                     "day": _to_date(int(sorted_day[a])),
@@ -344,7 +345,8 @@ class SqlIngestSession:
         # Stable, so each (day, part) slice stays sorted by MSISDN.
         order = np.lexsort((msisdn % PARTS, day))
         counts = counts.iloc[order].reset_index(drop=True)
-        key = counts["day"].to_numpy().astype(np.int64) * PARTS + counts["msisdn"].to_numpy() % PARTS
+        key = counts["day"].to_numpy().astype(np.int64) * PARTS
+        key += counts["msisdn"].to_numpy() % PARTS
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         ends = np.r_[starts[1:], len(key)]
         for day_n in np.unique(day).tolist():
@@ -411,20 +413,19 @@ class SqlIngestSession:
 
     def _merge_editions(self, editions: pd.DataFrame) -> None:
         t = edition_daily
-        sums = editions.groupby(["day", "edition"], sort=True).sum()
-        for (day_n, edition), row in sums.iterrows():
-            day = _to_date(int(day_n))
-            values = {k: int(v) for k, v in row.items()}
+        sums = editions.groupby(["day", "edition"], sort=True).sum().reset_index()
+        for rec in sums.to_dict("records"):
+            day = _to_date(int(rec.pop("day")))
+            edition = str(rec.pop("edition"))[:80]
+            values = {str(k): int(v) for k, v in rec.items()}
             old = self._conn.execute(
-                sa.select(t).where(t.c.day == day, t.c.edition == str(edition)[:80])
+                sa.select(t).where(t.c.day == day, t.c.edition == edition)
             ).first()
             if old is not None:
                 for k in values:
                     values[k] += int(old._mapping[k])
-                self._conn.execute(
-                    t.delete().where(t.c.day == day, t.c.edition == str(edition)[:80])
-                )
-            self._conn.execute(t.insert().values(day=day, edition=str(edition)[:80], **values))
+                self._conn.execute(t.delete().where(t.c.day == day, t.c.edition == edition))
+            self._conn.execute(t.insert().values(day=day, edition=edition, **values))
 
 
 # The count columns are the contract between aggregates.py and the block schema.

@@ -121,7 +121,8 @@ class SqlStore:
     def ingest_events(self, events: pd.DataFrame) -> StoredChunk:
         """Store one frame of events in its own transaction."""
         with self.ingest_session() as session:
-            return session.add_events(events)
+            stored: StoredChunk = session.add_events(events)
+        return stored
 
     def add_quarantine(self, batch_id: str, records: list[QuarantinedRecord]) -> None:
         with self.ingest_session() as session:
@@ -254,7 +255,7 @@ class SqlStore:
                 )
         if not tables:
             empty = pd.DataFrame(columns=["msisdn", "day", *AGGREGATE_COUNTS, "last_ts"])
-            return empty.astype({c: "int32" for c in AGGREGATE_COUNTS} | {"last_ts": "int64"})
+            return empty.astype(dict.fromkeys(AGGREGATE_COUNTS, "int32") | {"last_ts": "int64"})
         table = pa.concat_tables(tables)
         codes, uniques = pd.factorize(table["msisdn"].to_numpy())
         frame = pd.DataFrame(
@@ -277,7 +278,8 @@ class SqlStore:
             return pd.DataFrame(columns=["msisdn", "imei", "tac", "seen_ts"])
         table = pa.concat_tables(blocks)
         table = table.set_column(0, "msisdn", msisdn_text(table["msisdn"]))
-        return table.to_pandas().sort_values("msisdn", ignore_index=True)
+        frame: pd.DataFrame = table.to_pandas()
+        return frame.sort_values("msisdn", ignore_index=True)
 
     def device(self, msisdn: str) -> dict[str, Any] | None:
         """The latest device of one subscriber, or None."""
@@ -339,6 +341,6 @@ class SqlStore:
         frame["day"] = frame["day"].dt.date
         frame = frame.sort_values(["msisdn", "day"], ignore_index=True)
         return [
-            {k: (int(v) if isinstance(v, np.integer) else v) for k, v in r.items()}
+            {str(k): (int(v) if isinstance(v, np.integer) else v) for k, v in r.items()}
             for r in frame.to_dict("records")
         ]

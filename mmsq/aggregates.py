@@ -46,8 +46,12 @@ IntArray = npt.NDArray[np.int64]
 
 def cause_codes(cause: pd.Series) -> npt.NDArray[np.int8]:
     """Cause class names -> their index in ``CAUSE_CLASSES`` (unknown names -> ``unknown``)."""
-    cat = pd.Categorical(cause, categories=list(CAUSE_CLASSES))
-    codes = np.array(cat.codes, dtype=np.int8)
+    if isinstance(cause.dtype, pd.CategoricalDtype) and list(cause.cat.categories) == list(
+        CAUSE_CLASSES
+    ):
+        codes = np.array(cause.cat.codes, dtype=np.int8)
+    else:
+        codes = pd.Index(CAUSE_CLASSES).get_indexer(pd.Index(cause.astype(object))).astype(np.int8)
     codes[codes < 0] = CAUSE_CLASSES.index(CauseClass.UNKNOWN.value)
     return codes
 

@@ -392,7 +392,8 @@ class IngestService:
         if bad.any():
             raw = df.loc[bad].drop(columns=["_line"]).fillna("").astype("string")
             cols = list(raw.columns)
-            texts = raw[cols[0]].str.cat([raw[c] for c in cols[1:]], sep=",")
+            others: list[pd.Series] = [raw[c] for c in cols[1:]]
+            texts = raw[cols[0]].str.cat(others, sep=",")  # type: ignore[arg-type]
             quarantine.extend(
                 QuarantinedRecord(chunk.source, int(line), str(why), str(text))
                 for line, why, text in zip(df.loc[bad, "_line"], reason[bad], texts, strict=True)
@@ -461,7 +462,7 @@ class IngestService:
             finals.append(c.final)
             known.append(c.known)
         out["cause"] = pd.Categorical.from_codes(
-            np.asarray(causes, dtype=np.int8)[codes], categories=list(CAUSE_CLASSES)
+            np.asarray(causes, dtype=np.int64)[codes], categories=pd.Index(CAUSE_CLASSES)
         )
         out["final"] = np.asarray(finals, dtype=bool)[codes]
         out["_known"] = np.asarray(known, dtype=bool)[codes]

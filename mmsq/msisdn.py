@@ -75,7 +75,7 @@ class MsisdnNormaliser:
         # National number, or the national part of an E.164 one: one regex pass over all rows.
         nn = s.where(~intl, s.str.slice(len(prefix)))
         valid = nn.str.fullmatch(self._mobile, na=False)
-        out = (prefix + nn).where(valid, pd.NA).astype("string")
+        out: pd.Series = (prefix + nn).where(valid).astype("string")
         rest = ~valid & s.notna() & (s != "")
         if rest.any():
             uniq = pd.unique(s[rest].to_numpy())

@@ -204,12 +204,13 @@ def _copy_aggregates(conn: sa.Connection) -> None:
     schema = pa.schema(
         [("msisdn", pa.int64()), *((c, pa.int32()) for c in _COUNTS), ("last_ts", pa.int64())]
     )
-    for (day, part), g in agg.groupby(["day", "part"]):
-        g = g.sort_values("msisdn")
+    for (day, part), group in agg.groupby(["day", "part"]):
+        g = group.sort_values("msisdn")
         t = pa.Table.from_pandas(g[list(schema.names)], schema=schema, preserve_index=False)
         conn.execute(
             blocks.insert().values(
-                day=pd.Timestamp(day).date(), part=int(part), rows=len(g), data=_encode(t)
+                day=pd.Timestamp(str(day)).date(), part=int(str(part)), rows=len(g),
+                data=_encode(t),
             )
         )
 
@@ -225,10 +226,10 @@ def _copy_devices(conn: sa.Connection) -> None:
         [("msisdn", pa.int64()), ("imei", pa.string()), ("tac", pa.string()),
          ("seen_ts", pa.int64())]
     )
-    for part, g in dev.groupby("part"):
-        g = g.sort_values("msisdn")
+    for part, group in dev.groupby("part"):
+        g = group.sort_values("msisdn")
         t = pa.Table.from_pandas(g[list(schema.names)], schema=schema, preserve_index=False)
-        conn.execute(blocks.insert().values(part=int(part), rows=len(g), data=_encode(t)))
+        conn.execute(blocks.insert().values(part=int(str(part)), rows=len(g), data=_encode(t)))
 
 
 def _rebuild_editions(conn: sa.Connection) -> None:
