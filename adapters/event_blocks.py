@@ -61,13 +61,16 @@ DEVICE_SCHEMA = pa.schema(
     [("msisdn", pa.int64()), ("imei", pa.string()), ("tac", pa.string()), ("seen_ts", pa.int64())]
 )
 
-_WRITE = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=1))
+_SMALL = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=1))
+_FAST = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
-def encode(table: pa.Table) -> bytes:
-    """One Arrow IPC stream, zstd-compressed buffers."""
+def encode(table: pa.Table, fast_read: bool = False) -> bytes:
+    """One Arrow IPC stream: zstd (small), or lz4 where reading speed matters more than size
+    (aggregate blocks, which scoring reads by the month)."""
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=_WRITE) as writer:
+    options = _FAST if fast_read else _SMALL
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
 

@@ -369,7 +369,9 @@ class SqlIngestSession:
                     new[list(AGGREGATE_SCHEMA.names)], schema=AGGREGATE_SCHEMA,
                     preserve_index=False,
                 )
-                rows.append({"day": d, "part": part, "rows": len(new), "data": encode(table)})
+                rows.append(
+                    {"day": d, "part": part, "rows": len(new), "data": encode(table, True)}
+                )
             if stored:
                 self._conn.execute(
                     t.delete().where(t.c.day == d, t.c.part.in_([r["part"] for r in rows]))

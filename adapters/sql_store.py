@@ -7,7 +7,7 @@ methods here (``recent_events``, ``daily_aggregates``, ``devices``, ``edition_st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -232,43 +232,59 @@ class SqlStore:
             r["msisdn"] = "+" + digits
         return rows[:limit]
 
-    def daily_aggregates(self, first_day: date, last_day: date) -> pd.DataFrame:
-        """Per (msisdn, day) counters for [first_day, last_day]: ``msisdn`` (E.164, categorical),
-        ``day`` (datetime64), ``AGGREGATE_COUNTS`` (int32) and ``last_ts``; sorted by day."""
+    def daily_aggregates(
+        self, first_day: date, last_day: date, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Per (msisdn, day) counters for [first_day, last_day], sorted by day: ``msisdn``
+        (E.164, categorical), ``day`` (datetime64), ``AGGREGATE_COUNTS`` (int32) and
+        ``last_ts`` (or only ``columns`` of those, to save memory on long windows).
+
+        Blocks are decoded one at a time straight into preallocated arrays, so the peak
+        memory is about the frame itself.
+        """
+        wanted = [*AGGREGATE_COUNTS, "last_ts"] if columns is None else list(columns)
+        unknown = set(wanted) - {*AGGREGATE_COUNTS, "last_ts"}
+        if unknown:
+            raise ValueError(f"not an aggregate column: {', '.join(sorted(unknown))}")
         t = daily_aggregate_blocks
-        tables: list[pa.Table] = []
+        window = (t.c.day >= first_day, t.c.day <= last_day)
         with self.engine.connect() as conn:
-            result = conn.execute(
-                sa.select(t.c.day, t.c.data)
-                .where(t.c.day >= first_day, t.c.day <= last_day)
-                .order_by(t.c.day, t.c.part)
-            )
-            for day, data in result:
-                block = decode(data)
-                n = block.num_rows
-                tables.append(
-                    block.append_column(
-                        "day", pa.array(np.full(n, (day - _EPOCH).days, dtype=np.int32)).cast(
-                            pa.date32()
-                        )
-                    )
-                )
-        if not tables:
-            empty = pd.DataFrame(columns=["msisdn", "day", *AGGREGATE_COUNTS, "last_ts"])
-            return empty.astype(dict.fromkeys(AGGREGATE_COUNTS, "int32") | {"last_ts": "int64"})
-        table = pa.concat_tables(tables)
-        codes, uniques = pd.factorize(table["msisdn"].to_numpy())
-        frame = pd.DataFrame(
-            {
-                "msisdn": pd.Categorical.from_codes(
-                    codes, categories=msisdn_text(pa.array(uniques)).to_pandas()
-                ),
-                "day": table["day"].to_numpy().astype("datetime64[s]"),
+            blocks = conn.execute(
+                sa.select(t.c.day, t.c.part, t.c.rows).where(*window).order_by(t.c.day, t.c.part)
+            ).all()
+            total = sum(b.rows for b in blocks)
+            msisdn = np.empty(total, dtype=np.int64)
+            day = np.empty(total, dtype="datetime64[s]")
+            out = {
+                c: np.empty(total, dtype=np.int64 if c == "last_ts" else np.int32) for c in wanted
             }
-        )
-        for name in [*AGGREGATE_COUNTS, "last_ts"]:
-            frame[name] = table[name].to_numpy()
-        return frame
+            at = 0
+            for blk in blocks:
+                data = conn.execute(
+                    sa.select(t.c.data).where(t.c.day == blk.day, t.c.part == blk.part)
+                ).scalar_one()
+                table = decode(data)
+                end = at + table.num_rows
+                msisdn[at:end] = table["msisdn"].to_numpy()
+                day[at:end] = np.datetime64(blk.day, "s")
+                for c in wanted:
+                    if c in table.column_names:
+                        out[c][at:end] = table[c].to_numpy()
+                    else:  # a counter added after this block was written
+                        out[c][at:end] = 0
+                at = end
+        codes, uniques = pd.factorize(msisdn)
+        del msisdn
+        data: dict[str, Any] = {
+            "msisdn": pd.Categorical.from_codes(
+                codes,
+                dtype=pd.CategoricalDtype(msisdn_text(pa.array(uniques)).to_pandas()),
+                validate=False,
+            ),
+            "day": day,
+        }
+        data.update(out)
+        return pd.DataFrame(data, copy=False)
 
     def devices(self) -> pd.DataFrame:
         """The latest device of every subscriber: msisdn (E.164), imei, tac, seen_ts."""
