@@ -275,7 +275,7 @@ class SqlStore:
                 at = end
         codes, uniques = pd.factorize(msisdn)
         del msisdn
-        data: dict[str, Any] = {
+        columns_out: dict[str, Any] = {
             "msisdn": pd.Categorical.from_codes(
                 codes,
                 dtype=pd.CategoricalDtype(msisdn_text(pa.array(uniques)).to_pandas()),
@@ -283,8 +283,8 @@ class SqlStore:
             ),
             "day": day,
         }
-        data.update(out)
-        return pd.DataFrame(data, copy=False)
+        columns_out.update(out)
+        return pd.DataFrame(columns_out, copy=False)
 
     def devices(self) -> pd.DataFrame:
         """The latest device of every subscriber: msisdn (E.164), imei, tac, seen_ts."""

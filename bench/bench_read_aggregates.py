@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_ingest import machine  # noqa: E402
+from bench_ingest import machine
 
-from mmsq.adapters.sql_ingest_session import SqlIngestSession  # noqa: E402
-from mmsq.adapters.sql_store import SqlStore  # noqa: E402
-from mmsq.aggregates import COUNT_COLUMNS  # noqa: E402
+from mmsq.adapters.sql_ingest_session import SqlIngestSession
+from mmsq.adapters.sql_store import SqlStore
+from mmsq.aggregates import COUNT_COLUMNS
 
 
 def main() -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,6 +104,11 @@ class IngestSummary:
     by_cause: Counter[str] = field(default_factory=Counter)
     unknown_codes: Counter[str] = field(default_factory=Counter)
     failed_sources: dict[str, str] = field(default_factory=dict)
+    #: Seconds per stage, summed over sources: ``read`` (file to text columns) and
+    #: ``prepare`` (validate, classify, keys) run in a worker thread, overlapping ``store``
+    #: (keys, segments) and ``wait`` (the store waiting for the worker); ``fold`` is the
+    #: end of each source (aggregates, devices, editions, commit).
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +121,7 @@ class IngestSummary:
             "by_cause": dict(sorted(self.by_cause.items())),
             "unknown_codes": dict(self.unknown_codes.most_common()),
             "failed_sources": self.failed_sources,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
     @property
@@ -242,15 +249,22 @@ class IngestService:
             # One transaction per source: its aggregates are folded in once, at the end.
             with self._store.ingest_session() as writer:
                 try:
-                    for prepared in self._prepared_chunks(reader):
+                    waited = time.perf_counter()
+                    for prepared in self._prepared_chunks(reader, summary.seconds):
+                        started = time.perf_counter()
+                        summary.seconds["wait"] += started - waited
                         self._store_prepared(prepared, summary, writer)
                         if progress is not None:
                             progress(reader.source, prepared.chunk.bytes_read)
+                        waited = time.perf_counter()
+                        summary.seconds["store"] += waited - started
                 except (OSError, ValueError) as exc:
                     summary.failed_sources[reader.source] = str(exc)
                     log.error("ingest.source_failed", source=reader.source, error=str(exc))
                     if on_source_error is not None:
                         on_source_error(reader.source, exc)
+                folding = time.perf_counter()
+            summary.seconds["fold"] += time.perf_counter() - folding
         self._store.finish_batch(summary.batch_id, self._clock.now(), summary.as_dict())
         log.info(
             "ingest.summary",
@@ -260,6 +274,7 @@ class IngestService:
             duplicates=summary.duplicates,
             quarantined=summary.quarantined,
             unknown_codes=len(summary.unknown_codes),
+            seconds=summary.as_dict()["seconds"],
         )
         return summary
 
@@ -323,7 +338,9 @@ class IngestService:
         summary.stored += result.stored
         summary.duplicates += result.duplicates
 
-    def _prepared_chunks(self, reader: ReportReader) -> Iterator[_Prepared]:
+    def _prepared_chunks(
+        self, reader: ReportReader, seconds: defaultdict[str, float] | None = None
+    ) -> Iterator[_Prepared]:
         """Read and prepare chunks one ahead in a worker thread while the caller stores the
         previous one: Arrow parsing, pandas kernels and SQLite release the GIL, so on two
         cores the halves overlap. At most two prepared chunks are held at a time."""
@@ -332,9 +349,18 @@ class IngestService:
         stop = threading.Event()
 
         def work() -> None:
+            spent: defaultdict[str, float] = defaultdict(float)
             try:
-                for chunk in reader.chunks():
+                chunks = iter(reader.chunks())
+                while True:
+                    t0 = time.perf_counter()
+                    chunk = next(chunks, None)
+                    t1 = time.perf_counter()
+                    spent["read"] += t1 - t0
+                    if chunk is None:
+                        break
                     item = self._prepare_chunk(chunk)
+                    spent["prepare"] += time.perf_counter() - t1
                     while not stop.is_set():
                         try:
                             queue.put(item, timeout=0.1)
@@ -343,6 +369,9 @@ class IngestService:
                             continue
                     if stop.is_set():
                         return
+                if seconds is not None:
+                    for stage, secs in spent.items():
+                        seconds[stage] += secs
                 queue.put(done)
             except BaseException as exc:  # handed to the consumer, re-raised there
                 queue.put(exc)
