@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from queue import Empty, Full, Queue
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -202,6 +202,65 @@ def reports_to_frame(reports: Iterable[DeliveryReport], first_line: int = 1) -> 
     return frame
 
 
+_T = TypeVar("_T")
+
+
+def _run_ahead(
+    items: Iterable[_T], name: str, spent: defaultdict[str, float], stage: str
+) -> Iterator[_T]:
+    """Iterate ``items`` in a worker thread, one item ahead of the consumer.
+
+    Exceptions of the worker are re-raised in the consumer; when the consumer stops early
+    (or fails), the worker is told to stop and joined, never left running. The time the
+    worker spends producing items is added to ``spent[stage]``.
+    """
+    end = object()
+    queue: Queue[object] = Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            it = iter(items)
+            while True:
+                t0 = time.perf_counter()
+                item = next(it, end)
+                spent[stage] += time.perf_counter() - t0
+                if not put(item) or item is end:
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            put(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        worker.join()
+
+
 @dataclass
 class _Prepared:
     """A chunk validated and classified, ready to store."""
@@ -341,58 +400,20 @@ class IngestService:
     def _prepared_chunks(
         self, reader: ReportReader, seconds: defaultdict[str, float] | None = None
     ) -> Iterator[_Prepared]:
-        """Read and prepare chunks one ahead in a worker thread while the caller stores the
-        previous one: Arrow parsing, pandas kernels and SQLite release the GIL, so on two
-        cores the halves overlap. At most two prepared chunks are held at a time."""
-        done = object()
-        queue: Queue[object] = Queue(maxsize=1)
-        stop = threading.Event()
-
-        def work() -> None:
-            spent: defaultdict[str, float] = defaultdict(float)
-            try:
-                chunks = iter(reader.chunks())
-                while True:
-                    t0 = time.perf_counter()
-                    chunk = next(chunks, None)
-                    t1 = time.perf_counter()
-                    spent["read"] += t1 - t0
-                    if chunk is None:
-                        break
-                    item = self._prepare_chunk(chunk)
-                    spent["prepare"] += time.perf_counter() - t1
-                    while not stop.is_set():
-                        try:
-                            queue.put(item, timeout=0.1)
-                            break
-                        except Full:
-                            continue
-                    if stop.is_set():
-                        return
-                if seconds is not None:
-                    for stage, secs in spent.items():
-                        seconds[stage] += secs
-                queue.put(done)
-            except BaseException as exc:  # handed to the consumer, re-raised there
-                queue.put(exc)
-
-        worker = threading.Thread(target=work, name="ingest-prepare", daemon=True)
-        worker.start()
+        """A three-stage pipeline: one thread reads and parses chunks, another validates and
+        classifies them, the caller stores them. Arrow parsing, pandas kernels and SQLite
+        release the GIL, so on two cores the stages overlap. Each hand-over holds at most one
+        chunk, so at most five chunks are in memory at a time."""
+        spent: defaultdict[str, float] = defaultdict(float)
         try:
-            while True:
-                item = queue.get()
-                if item is done:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, _Prepared)
-                yield item
+            raw = _run_ahead(reader.chunks(), "ingest-read", spent, "read")
+            yield from _run_ahead(
+                (self._prepare_chunk(c) for c in raw), "ingest-prepare", spent, "prepare"
+            )
         finally:
-            stop.set()
-            while worker.is_alive():
-                with contextlib.suppress(Empty):
-                    queue.get(timeout=0.1)
-            worker.join()
+            if seconds is not None:
+                for stage, secs in spent.items():
+                    seconds[stage] += secs
 
     # -- preparation -------------------------------------------------------------------
 
