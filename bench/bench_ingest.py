@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +48,42 @@ def bare_read(path: Path) -> float:
         )
     _ = table.num_rows
     return time.perf_counter() - t
+
+
+def watch_hwm(pid: int, out: list[float]) -> None:
+    """Peak RSS (VmHWM) of a running process, polled until it exits (Linux; else nothing)."""
+    status = Path(f"/proc/{pid}/status")
+    while True:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    out[0] = max(out[0], int(line.split()[1]) / 1024)
+        except (OSError, ValueError):
+            return
+        time.sleep(0.1)
+
+
+def run_child(
+    cmd: list[str], env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], float, float, float]:
+    """Run the ingest; return it with its wall seconds, peak RSS (MiB) and CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    hwm: list[float] = [0.0]
+    t = time.perf_counter()
+    with subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        watcher = threading.Thread(target=watch_hwm, args=(child.pid, hwm), daemon=True)
+        watcher.start()
+        stdout, stderr = child.communicate()
+        watcher.join()
+    elapsed = time.perf_counter() - t
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    proc = subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
+    # VmHWM is this child's own peak; ru_maxrss is the largest of all children so far (the
+    # generator included), only a fallback where /proc is missing.
+    return proc, elapsed, hwm[0] or usage.ru_maxrss / 1024, cpu
 
 
 def read_timings(db: Path, cdr: Path) -> str:
@@ -86,13 +123,29 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
 
-    from mmsq.simulators.cdr_generator import CdrSpec, write_cdr
-
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mmsq-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     cdr = work / "cdr.csv"
     t = time.perf_counter()
-    rows = write_cdr(cdr, CdrSpec(subscribers=args.subscribers, malformed_share=0.01))
+    # Generated in a child process: a child's peak RSS (ru_maxrss) counts the memory of the
+    # process it was forked from, so a bench process that had built the file itself would
+    # report its own size as the ingest's.
+    gen = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from mmsq.simulators.cdr_generator import CdrSpec, write_cdr; "
+            "print(write_cdr(Path(sys.argv[1]), "
+            "CdrSpec(subscribers=int(sys.argv[2]), malformed_share=0.01)))",
+            str(cdr),
+            str(args.subscribers),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    rows = int(gen.stdout)
     print(
         f"generated {rows:,} rows ({cdr.stat().st_size / 2**20:.0f} MiB) "
         f"in {time.perf_counter() - t:.1f} s",
@@ -105,19 +158,10 @@ def main() -> int:
     mmsq = [sys.executable, "-m", "mmsq"]
     subprocess.run([*mmsq, "db", "upgrade"], env=env, check=True, capture_output=True)
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    proc = subprocess.run(
-        [*mmsq, "ingest", "--json", str(cdr)], env=env, capture_output=True, text=True, check=False
-    )
-    elapsed = time.perf_counter() - t
+    proc, elapsed, peak_rss_mib, cpu = run_child([*mmsq, "ingest", "--json", str(cdr)], env)
     if proc.returncode != 0:
         print(proc.stderr, file=sys.stderr)
         return 1
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak_rss_mib = usage.ru_maxrss / 1024
-    # ru_maxrss of children is the largest child's (the ingest); CPU is the ingest's alone.
-    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
     summary = json.loads(proc.stdout)
     reads = read_timings(work / "var" / "mmsq.db", cdr)
     bare = min(bare_read(cdr) for _ in range(2))
