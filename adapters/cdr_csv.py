@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,48 @@ def _is_gzip(fh: IO[bytes]) -> bool:
     magic = fh.read(2)
     fh.seek(0)
     return magic == b"\x1f\x8b"
+
+
+def _read_csv(
+    data: bytes,
+    header: list[str],
+    kind: pa.DataType,
+    on_invalid: Callable[[Any], str],
+    columns: tuple[str, ...] = INPUT_COLUMNS,
+) -> pa.Table:
+    """Every input column as ``kind`` (string or binary), in one block, one thread."""
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(
+            column_names=header, use_threads=False, block_size=len(data) + 1
+        ),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(header, kind),
+            include_columns=[h for h in header if h in columns],
+            strings_can_be_null=False,
+        ),
+    )
+
+
+def _text_column(col: pa.ChunkedArray, undecodable: np.ndarray) -> pd.Series:
+    """A text column as pandas strings; rows whose bytes are not UTF-8 become <NA> and are
+    flagged in ``undecodable``."""
+    if pa.types.is_string(col.type):
+        series: pd.Series = col.to_pandas(types_mapper=pd.ArrowDtype)
+        return series.astype("string")
+    try:
+        text = col.cast(pa.string())
+        return pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype)).astype("string")
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        decoded: list[str | None] = []
+        for i, v in enumerate(col.to_pylist()):
+            try:
+                decoded.append(v.decode("utf-8") if v is not None else None)
+            except UnicodeDecodeError:
+                undecodable[i] = True
+                decoded.append(None)
+        return pd.Series(decoded, dtype="string")
 
 
 class CdrFileReader:
@@ -117,20 +159,17 @@ class CdrFileReader:
                 )
             return "skip"
 
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(
-                column_names=header, use_threads=False, block_size=len(data) + 1
-            ),
-            parse_options=pacsv.ParseOptions(
-                invalid_row_handler=on_invalid, ignore_empty_lines=False
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.binary() for h in header},
-                include_columns=[h for h in header if h in self.columns],
-                strings_can_be_null=False,
-            ),
-        )
+        def read(kind: pa.DataType) -> pa.Table:
+            bad.clear()
+            skipped.clear()
+            return _read_csv(data, header, kind, on_invalid, self.columns)
+
+        # Text columns straight away (Arrow validates UTF-8); a chunk with bytes that are not
+        # UTF-8 is read again as binary, and only those rows are quarantined.
+        try:
+            table = read(pa.string())
+        except pa.ArrowInvalid:
+            table = read(pa.binary())
         n = table.num_rows
         # Line of each kept row: its index, plus the rows skipped before it.
         idx = np.arange(n, dtype=np.int64)
@@ -144,26 +183,11 @@ class CdrFileReader:
         undecodable = np.zeros(n, dtype=bool)
         empty = np.ones(n, dtype=bool)
         for name in table.column_names:
-            empty &= pc.equal(pc.binary_length(table.column(name)), 0).to_numpy(
-                zero_copy_only=False
-            )
-        for name in table.column_names:
             col = table.column(name)
-            try:
-                text = col.cast(pa.string())
-                columns[name] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype)).astype(
-                    "string"
-                )
-            except (pa.ArrowInvalid, UnicodeDecodeError):
-                values = col.to_pylist()
-                decoded: list[str | None] = []
-                for i, v in enumerate(values):
-                    try:
-                        decoded.append(v.decode("utf-8") if v is not None else None)
-                    except UnicodeDecodeError:
-                        undecodable[i] = True
-                        decoded.append(None)
-                columns[name] = pd.Series(decoded, dtype="string")
+            length = pc.utf8_length(col) if pa.types.is_string(col.type) else pc.binary_length(col)
+            empty &= pc.equal(length, 0).to_numpy(zero_copy_only=False)
+        for name in table.column_names:
+            columns[name] = _text_column(table.column(name), undecodable)
         frame = pd.DataFrame(columns)
         frame["_line"] = lines
         for bad_row in np.flatnonzero(undecodable & ~empty):

@@ -1,17 +1,22 @@
 """The SQL store (SQLAlchemy 2): SQLite by default, PostgreSQL in production.
 
-Bulk paths use each driver's fastest loader (executemany on SQLite, COPY on PostgreSQL) into
-staging tables, then one set-based statement per step, all inside one transaction per chunk.
+Events, aggregates and devices are stored as columnar blocks (see ``sql_event_schema``); an
+ingest runs in one ``SqlIngestSession`` transaction per source. Read them through the query
+methods here (``recent_events``, ``daily_aggregates``, ``devices``, ``edition_stats``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -19,72 +24,24 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from mmsq.adapters.sql_schema import (
-    daily_aggregates,
-    delivery_events,
-    ingest_batches,
-    quarantine,
-    unknown_codes,
+from mmsq.adapters.event_blocks import PARTS, decode, encode, msisdn_text
+from mmsq.adapters.sql_event_schema import (
+    daily_aggregate_blocks,
+    device_blocks,
+    edition_daily,
+    event_keys,
+    event_segments,
 )
-from mmsq.domain import CAUSE_CLASSES, QuarantinedRecord
-from mmsq.ingest import AGGREGATE_COUNTS, EVENT_COLUMNS
+from mmsq.adapters.sql_ingest_session import SqlIngestSession
+from mmsq.adapters.sql_schema import ingest_batches, quarantine
+from mmsq.domain import QuarantinedRecord
+from mmsq.ingest import AGGREGATE_COUNTS
 from mmsq.ports import StoredChunk
 
 __all__ = ["SchemaNotCurrentError", "SqlStore", "create_engine_for"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def _aggregate_sql() -> str:
-    """Fold the staged (new) events into the per-subscriber daily counters, in one statement."""
-    counts = {
-        "attempts": "COUNT(*)",
-        "final": "SUM(CASE WHEN final THEN 1 ELSE 0 END)",
-        "delivered": "SUM(CASE WHEN cause = 'delivered' THEN 1 ELSE 0 END)",
-        "notified_not_fetched": (
-            "SUM(CASE WHEN notify_ok = 1 AND cause = 'not_fetched' THEN 1 ELSE 0 END)"
-        ),
-    }
-    counts.update(
-        {f"c_{c}": f"SUM(CASE WHEN cause = '{c}' THEN 1 ELSE 0 END)" for c in CAUSE_CLASSES}
-    )
-    assert tuple(counts) == AGGREGATE_COUNTS
-    names = ", ".join([*counts, "last_ts"])
-    exprs = ", ".join([*counts.values(), "MAX(submitted_ts)"])
-    sets = ", ".join(
-        [f"{c} = daily_aggregates.{c} + excluded.{c}" for c in counts]
-        + [
-            "last_ts = CASE WHEN excluded.last_ts > daily_aggregates.last_ts "
-            "THEN excluded.last_ts ELSE daily_aggregates.last_ts END"
-        ]
-    )
-    return (
-        f"INSERT INTO daily_aggregates (msisdn, day, {names}) "
-        f"SELECT msisdn, day, {exprs} FROM _stage_events WHERE true GROUP BY msisdn, day "
-        f"ON CONFLICT (msisdn, day) DO UPDATE SET {sets}"
-    )
-
-
-_AGGREGATE_SQL = _aggregate_sql()
-# A device row changes only when the subscriber shows up with another IMEI (a handset swap).
-_DEVICES_UPSERT = (
-    "ON CONFLICT (msisdn) DO UPDATE SET imei = excluded.imei, tac = excluded.tac, "
-    "seen_ts = excluded.seen_ts WHERE excluded.imei <> subscriber_devices.imei "
-    "AND excluded.seen_ts >= subscriber_devices.seen_ts"
-)
-# The newest IMEI per subscriber among the new events. SQLite returns the row of MAX() for
-# bare columns; PostgreSQL says the same with DISTINCT ON.
-_DEVICES_SQL_SQLITE = (
-    "INSERT INTO subscriber_devices (msisdn, imei, tac, seen_ts) "
-    "SELECT msisdn, imei, substr(imei, 1, 8), MAX(submitted_ts) FROM _stage_events "
-    "WHERE imei IS NOT NULL GROUP BY msisdn " + _DEVICES_UPSERT
-)
-_DEVICES_SQL_PG = (
-    "INSERT INTO subscriber_devices (msisdn, imei, tac, seen_ts) "
-    "SELECT DISTINCT ON (msisdn) msisdn, imei, substr(imei, 1, 8), submitted_ts "
-    "FROM _stage_events WHERE imei IS NOT NULL ORDER BY msisdn, submitted_ts DESC "
-    + _DEVICES_UPSERT
-)
+_EPOCH = date(1970, 1, 1)
 
 
 class SchemaNotCurrentError(RuntimeError):
@@ -109,16 +66,6 @@ def create_engine_for(url: str, echo: bool = False) -> Engine:
             cur.close()
 
     return engine
-
-
-def _column(series: pd.Series) -> list[Any]:
-    if series.hasnans if hasattr(series, "hasnans") else series.isna().any():
-        return series.astype(object).where(series.notna(), None).tolist()
-    return series.tolist()
-
-
-def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> Iterable[tuple[Any, ...]]:
-    return zip(*(_column(frame[c]) for c in columns), strict=True)
 
 
 class SqlStore:
@@ -162,101 +109,28 @@ class SqlStore:
                 "run 'mmsq db upgrade'"
             )
 
-    # -- bulk helpers --------------------------------------------------------------------
-
-    def _load(
-        self, conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
-    ) -> None:
-        raw = conn.connection.driver_connection
-        cols = ", ".join(columns)
-        if self.dialect == "postgresql":
-            with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:  # type: ignore[union-attr]
-                for row in rows:
-                    copy.write_row(row)
-            return
-        marks = ", ".join("?" * len(columns))
-        cur = raw.cursor()  # type: ignore[union-attr]
-        try:
-            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
-        finally:
-            cur.close()
-
-    def _temp_table(self, conn: Connection, name: str, like: str, columns: Sequence[str]) -> None:
-        cols = ", ".join(columns)
-        if self.dialect == "postgresql":
-            conn.exec_driver_sql(
-                f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} WITH NO DATA"
-            )
-        else:
-            conn.exec_driver_sql(
-                f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} WHERE 0"
-            )
-        conn.exec_driver_sql(f"DELETE FROM {name}")
-
     # -- EventStore ----------------------------------------------------------------------
 
-    def ingest_events(self, events: pd.DataFrame) -> StoredChunk:
-        if events.empty:
-            return StoredChunk(0, 0)
+    @contextmanager
+    def ingest_session(self) -> Iterator[SqlIngestSession]:
         with self.engine.begin() as conn:
-            self._temp_table(conn, "_stage_events", "delivery_events", EVENT_COLUMNS)
-            self._load(conn, "_stage_events", EVENT_COLUMNS, _rows(events, EVENT_COLUMNS))
-            duplicates = conn.exec_driver_sql(
-                "DELETE FROM _stage_events WHERE event_key IN "
-                "(SELECT event_key FROM delivery_events)"
-            ).rowcount
-            stored = len(events) - duplicates
-            if stored == 0:
-                return StoredChunk(0, duplicates)
-            cols = ", ".join(EVENT_COLUMNS)
-            conn.exec_driver_sql(
-                f"INSERT INTO delivery_events ({cols}) SELECT {cols} FROM _stage_events"
-            )
-            conn.exec_driver_sql(_AGGREGATE_SQL)
-            conn.exec_driver_sql(
-                _DEVICES_SQL_PG if self.dialect == "postgresql" else _DEVICES_SQL_SQLITE
-            )
-        return StoredChunk(stored, duplicates)
+            session = SqlIngestSession(conn)
+            yield session
+            session.finish()
+
+    def ingest_events(self, events: pd.DataFrame) -> StoredChunk:
+        """Store one frame of events in its own transaction."""
+        with self.ingest_session() as session:
+            stored: StoredChunk = session.add_events(events)
+        return stored
 
     def add_quarantine(self, batch_id: str, records: list[QuarantinedRecord]) -> None:
-        if not records:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                quarantine.insert(),
-                [
-                    {
-                        "batch_id": batch_id,
-                        "source": r.source,
-                        "line": r.line,
-                        "reason": r.reason,
-                        "raw": r.raw[:2000],
-                    }
-                    for r in records
-                ],
-            )
+        with self.ingest_session() as session:
+            session.add_quarantine(batch_id, records)
 
     def record_unknown_codes(self, counts: dict[tuple[str, str], int], seen_at: datetime) -> None:
-        if not counts:
-            return
-        table = unknown_codes
-        with self.engine.begin() as conn:
-            for (ns, code), n in counts.items():
-                updated = conn.execute(
-                    table.update()
-                    .where(table.c.namespace == ns[:32], table.c.code == code[:64])
-                    .values(count=table.c.count + n, last_seen=seen_at)
-                ).rowcount
-                if not updated:
-                    conn.execute(
-                        table.insert().values(
-                            namespace=ns[:32],
-                            code=code[:64],
-                            count=n,
-                            first_seen=seen_at,
-                            last_seen=seen_at,
-                        )
-                    )
+        with self.ingest_session() as session:
+            session.record_unknown_codes(counts, seen_at)
 
     def start_batch(self, batch_id: str, source: str, started_at: datetime) -> None:
         with self.engine.begin() as conn:
@@ -277,14 +151,189 @@ class SqlStore:
             )
 
     def purge_events(self, before: datetime) -> int:
-        """Delete raw events submitted before ``before``; aggregates are kept."""
+        """Delete raw events submitted before ``before``; aggregates are kept.
+
+        Whole segments go at once; a segment that straddles the cutoff is rewritten. Event
+        keys go with them (a day later, as keys are partitioned by the done day), so a file
+        older than the retention would be stored again if re-ingested, as before.
+        """
         cutoff = int(before.timestamp())
+        t = event_segments
+        deleted = 0
         with self.engine.begin() as conn:
-            return conn.execute(
-                delivery_events.delete().where(delivery_events.c.submitted_ts < cutoff)
-            ).rowcount
+            straddling = conn.execute(
+                sa.select(t).where(t.c.ts_min < cutoff, t.c.ts_max >= cutoff)
+            ).all()
+            deleted += int(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(t.c.rows), 0)).where(t.c.ts_max < cutoff)
+                ).scalar_one()
+            )
+            conn.execute(t.delete().where(t.c.ts_max < cutoff))
+            for seg in straddling:
+                table = decode(seg.data)
+                kept = table.filter(pc.greater_equal(table["submitted_ts"], cutoff))
+                deleted += seg.rows - kept.num_rows
+                ts = kept["submitted_ts"]
+                conn.execute(
+                    t.update()
+                    .where(t.c.id == seg.id)
+                    .values(
+                        rows=kept.num_rows,
+                        ts_min=pc.min(ts).as_py(),
+                        data=encode(kept),
+                    )
+                )
+            day = cutoff // 86400 - 1
+            conn.execute(
+                event_keys.delete().where(
+                    sa.or_(
+                        sa.and_(event_keys.c.part >= 0, event_keys.c.part < day),
+                        sa.and_(event_keys.c.part < 0, event_keys.c.part > -1 - day),
+                    )
+                )
+            )
+        return deleted
 
     # -- queries -------------------------------------------------------------------------
+
+    def recent_events(self, msisdn: str, limit: int = 20) -> list[dict[str, Any]]:
+        """A subscriber's newest events (E.164 MSISDN), newest first: the segments whose
+        MSISDN range holds the number, newest day first, until ``limit`` are found."""
+        digits = msisdn.strip().lstrip("+")
+        if not digits.isdigit() or limit <= 0:
+            return []
+        m = int(digits)
+        t = event_segments
+        found: list[pa.Table] = []
+        count = 0
+        current_day: date | None = None
+        with self.engine.connect() as conn:
+            segs = conn.execute(
+                sa.select(t.c.id, t.c.day)
+                .where(t.c.msisdn_min <= m, t.c.msisdn_max >= m)
+                .order_by(t.c.day.desc(), t.c.id.desc())
+            ).all()
+            for seg_id, day in segs:
+                if count >= limit and day != current_day:
+                    break
+                current_day = day
+                data = conn.execute(sa.select(t.c.data).where(t.c.id == seg_id)).scalar_one()
+                table = decode(data)
+                hit = table.filter(pc.equal(table["msisdn"], m))
+                if hit.num_rows:
+                    found.append(hit)
+                    count += hit.num_rows
+        rows = [r for hit in found for r in hit.to_pylist()]
+        rows.sort(key=lambda r: (r["submitted_ts"], r["done_ts"] or 0), reverse=True)
+        for r in rows:
+            r["msisdn"] = "+" + digits
+        return rows[:limit]
+
+    def daily_aggregates(
+        self, first_day: date, last_day: date, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Per (msisdn, day) counters for [first_day, last_day], sorted by day: ``msisdn``
+        (E.164, categorical), ``day`` (datetime64), ``AGGREGATE_COUNTS`` (int32) and
+        ``last_ts`` (or only ``columns`` of those, to save memory on long windows).
+
+        Blocks are decoded one at a time straight into preallocated arrays, so the peak
+        memory is about the frame itself.
+        """
+        wanted = [*AGGREGATE_COUNTS, "last_ts"] if columns is None else list(columns)
+        unknown = set(wanted) - {*AGGREGATE_COUNTS, "last_ts"}
+        if unknown:
+            raise ValueError(f"not an aggregate column: {', '.join(sorted(unknown))}")
+        t = daily_aggregate_blocks
+        window = (t.c.day >= first_day, t.c.day <= last_day)
+        with self.engine.connect() as conn:
+            blocks = conn.execute(
+                sa.select(t.c.day, t.c.part, t.c.rows).where(*window).order_by(t.c.day, t.c.part)
+            ).all()
+            total = sum(b.rows for b in blocks)
+            msisdn = np.empty(total, dtype=np.int64)
+            day = np.empty(total, dtype="datetime64[s]")
+            out = {
+                c: np.empty(total, dtype=np.int64 if c == "last_ts" else np.int32) for c in wanted
+            }
+            at = 0
+            for blk in blocks:
+                data = conn.execute(
+                    sa.select(t.c.data).where(t.c.day == blk.day, t.c.part == blk.part)
+                ).scalar_one()
+                table = decode(data)
+                end = at + table.num_rows
+                msisdn[at:end] = table["msisdn"].to_numpy()
+                day[at:end] = np.datetime64(blk.day, "s")
+                for c in wanted:
+                    if c in table.column_names:
+                        out[c][at:end] = table[c].to_numpy()
+                    else:  # a counter added after this block was written
+                        out[c][at:end] = 0
+                at = end
+        codes, uniques = pd.factorize(msisdn)
+        del msisdn
+        columns_out: dict[str, Any] = {
+            "msisdn": pd.Categorical.from_codes(
+                codes,
+                dtype=pd.CategoricalDtype(msisdn_text(pa.array(uniques)).to_pandas()),
+                validate=False,
+            ),
+            "day": day,
+        }
+        columns_out.update(out)
+        return pd.DataFrame(columns_out, copy=False)
+
+    def devices(self) -> pd.DataFrame:
+        """The latest device of every subscriber: msisdn (E.164), imei, tac, seen_ts."""
+        with self.engine.connect() as conn:
+            blocks = [decode(d) for (d,) in conn.execute(sa.select(device_blocks.c.data))]
+        if not blocks:
+            return pd.DataFrame(columns=["msisdn", "imei", "tac", "seen_ts"])
+        table = pa.concat_tables(blocks)
+        table = table.set_column(0, "msisdn", msisdn_text(table["msisdn"]))
+        frame: pd.DataFrame = table.to_pandas()
+        return frame.sort_values("msisdn", ignore_index=True)
+
+    def device(self, msisdn: str) -> dict[str, Any] | None:
+        """The latest device of one subscriber, or None."""
+        digits = msisdn.strip().lstrip("+")
+        if not digits.isdigit():
+            return None
+        m = int(digits)
+        with self.engine.connect() as conn:
+            data = conn.execute(
+                sa.select(device_blocks.c.data).where(device_blocks.c.part == m % PARTS)
+            ).scalar_one_or_none()
+        if data is None:
+            return None
+        table = decode(data)
+        hit = table.filter(pc.equal(table["msisdn"], m)).to_pylist()
+        if not hit:
+            return None
+        row: dict[str, Any] = hit[0]
+        row["msisdn"] = "+" + digits
+        return row
+
+    def edition_stats(self, first_day: date, last_day: date) -> pd.DataFrame:
+        """Per (day, edition): counters, and the submit-to-done latency of delivered events
+        (``latency_n``, ``latency_sum_s``, histogram ``lat_<i>`` over ``LATENCY_EDGES_S``)."""
+        t = edition_daily
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t)
+                .where(t.c.day >= first_day, t.c.day <= last_day)
+                .order_by(t.c.day, t.c.edition)
+            ).all()
+        return pd.DataFrame([dict(r._mapping) for r in rows], columns=[c.name for c in t.c])
+
+    def event_count(self) -> int:
+        """How many raw events are held."""
+        t = event_segments
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.coalesce(sa.func.sum(t.c.rows), 0))).scalar_one()
+            )
 
     def quarantine_rows(self, batch_id: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(quarantine).order_by(quarantine.c.id)
@@ -298,10 +347,14 @@ class SqlStore:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
     def daily_rows(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(daily_aggregates).order_by(
-                    daily_aggregates.c.msisdn, daily_aggregates.c.day
-                )
-            )
-            return [dict(r._mapping) for r in rows]
+        """Every daily aggregate row, sorted by (msisdn, day), as plain dicts (for tests/tools)."""
+        frame = self.daily_aggregates(date.min, date.max)
+        if frame.empty:
+            return []
+        frame["msisdn"] = frame["msisdn"].astype(str)
+        frame["day"] = frame["day"].dt.date
+        frame = frame.sort_values(["msisdn", "day"], ignore_index=True)
+        return [
+            {str(k): (int(v) if isinstance(v, np.integer) else v) for k, v in r.items()}
+            for r in frame.to_dict("records")
+        ]

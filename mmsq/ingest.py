@@ -6,11 +6,15 @@ All per-row work is vectorised with pandas; Python-level work is done once per d
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from queue import Empty, Full, Queue
+from typing import Any, TypeVar
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -21,7 +25,7 @@ import structlog
 from mmsq.classify import Classifier
 from mmsq.domain import CAUSE_CLASSES, CauseClass, DeliveryReport, QuarantinedRecord
 from mmsq.msisdn import MsisdnNormaliser
-from mmsq.ports import Clock, EventStore, RawChunk, ReportReader
+from mmsq.ports import Clock, EventStore, IngestWriter, RawChunk, ReportReader
 
 __all__ = [
     "AGGREGATE_COUNTS",
@@ -100,6 +104,11 @@ class IngestSummary:
     by_cause: Counter[str] = field(default_factory=Counter)
     unknown_codes: Counter[str] = field(default_factory=Counter)
     failed_sources: dict[str, str] = field(default_factory=dict)
+    #: Seconds per stage, summed over sources: ``read`` (file to text columns) and
+    #: ``prepare`` (validate, classify, keys) run in a worker thread, overlapping ``store``
+    #: (keys, segments) and ``wait`` (the store waiting for the worker); ``fold`` is the
+    #: end of each source (aggregates, devices, editions, commit).
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +121,7 @@ class IngestSummary:
             "by_cause": dict(sorted(self.by_cause.items())),
             "unknown_codes": dict(self.unknown_codes.most_common()),
             "failed_sources": self.failed_sources,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
     @property
@@ -129,7 +139,21 @@ def _none_if_blank(s: pd.Series) -> pd.Series:
 
 
 def _parse_times(raw: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """ISO 8601 text -> UTC timestamps; text without an offset is read in the operator's zone."""
+    """ISO 8601 text -> UTC timestamps; text without an offset is read in the operator's zone.
+
+    A CDR holds few distinct times (second resolution, one day), so each distinct text is
+    parsed once and the result spread back by its code: ~20x faster than parsing every row.
+    """
+    codes, uniques = pd.factorize(raw)
+    if len(uniques) * 2 > len(raw):
+        return _parse_time_values(raw, tz)
+    parsed = _parse_time_values(pd.Series(uniques, dtype="string"), tz)
+    naive = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+    values = np.append(naive, np.datetime64("NaT", "ns"))[codes]  # code -1: the NaT at the end
+    return pd.Series(pd.DatetimeIndex(values).tz_localize(_UTC), index=raw.index)
+
+
+def _parse_time_values(raw: pd.Series, tz: ZoneInfo) -> pd.Series:
     s = raw.str.strip()
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
     present = ~_blank(s)
@@ -178,6 +202,78 @@ def reports_to_frame(reports: Iterable[DeliveryReport], first_line: int = 1) -> 
     return frame
 
 
+_T = TypeVar("_T")
+
+
+def _run_ahead(
+    items: Iterable[_T], name: str, spent: defaultdict[str, float], stage: str
+) -> Iterator[_T]:
+    """Iterate ``items`` in a worker thread, one item ahead of the consumer.
+
+    Exceptions of the worker are re-raised in the consumer; when the consumer stops early
+    (or fails), the worker is told to stop and joined, never left running. The time the
+    worker spends producing items is added to ``spent[stage]``.
+    """
+    end = object()
+    queue: Queue[object] = Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            it = iter(items)
+            while True:
+                t0 = time.perf_counter()
+                item = next(it, end)
+                spent[stage] += time.perf_counter() - t0
+                if not put(item) or item is end:
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            put(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        worker.join()
+
+
+@dataclass
+class _Prepared:
+    """A chunk validated and classified, ready to store."""
+
+    chunk: RawChunk
+    quarantine: list[QuarantinedRecord]
+    events: pd.DataFrame
+    records: int
+    by_cause: dict[str, int]
+    unknown_counts: dict[tuple[str, str], int]
+    duplicates: int
+
+
 class IngestService:
     """Turns raw chunks into stored events; bad rows go to quarantine, never abort the batch."""
 
@@ -209,16 +305,25 @@ class IngestService:
         self._store.start_batch(summary.batch_id, "ingest", self._clock.now())
         for reader in readers:
             summary.sources.append(reader.source)
-            try:
-                for chunk in reader.chunks():
-                    self.ingest_chunk(chunk, summary)
-                    if progress is not None:
-                        progress(reader.source, chunk.bytes_read)
-            except (OSError, ValueError) as exc:
-                summary.failed_sources[reader.source] = str(exc)
-                log.error("ingest.source_failed", source=reader.source, error=str(exc))
-                if on_source_error is not None:
-                    on_source_error(reader.source, exc)
+            # One transaction per source: its aggregates are folded in once, at the end.
+            with self._store.ingest_session() as writer:
+                try:
+                    waited = time.perf_counter()
+                    for prepared in self._prepared_chunks(reader, summary.seconds):
+                        started = time.perf_counter()
+                        summary.seconds["wait"] += started - waited
+                        self._store_prepared(prepared, summary, writer)
+                        if progress is not None:
+                            progress(reader.source, prepared.chunk.bytes_read)
+                        waited = time.perf_counter()
+                        summary.seconds["store"] += waited - started
+                except (OSError, ValueError) as exc:
+                    summary.failed_sources[reader.source] = str(exc)
+                    log.error("ingest.source_failed", source=reader.source, error=str(exc))
+                    if on_source_error is not None:
+                        on_source_error(reader.source, exc)
+                folding = time.perf_counter()
+            summary.seconds["fold"] += time.perf_counter() - folding
         self._store.finish_batch(summary.batch_id, self._clock.now(), summary.as_dict())
         log.info(
             "ingest.summary",
@@ -228,6 +333,7 @@ class IngestService:
             duplicates=summary.duplicates,
             quarantined=summary.quarantined,
             unknown_codes=len(summary.unknown_codes),
+            seconds=summary.as_dict()["seconds"],
         )
         return summary
 
@@ -238,37 +344,76 @@ class IngestService:
             # A receipt need not name the edition: correlation with what was sent supplies it.
             required = tuple(c for c in REQUIRED_COLUMNS if c != "edition")
             chunk = RawChunk(source=source, frame=reports_to_frame(reports), required=required)
-            self.ingest_chunk(chunk, summary)
+            with self._store.ingest_session() as writer:
+                self.ingest_chunk(chunk, summary, writer)
         return summary
 
-    def ingest_chunk(self, chunk: RawChunk, summary: IngestSummary) -> None:
+    def ingest_chunk(self, chunk: RawChunk, summary: IngestSummary, writer: IngestWriter) -> None:
+        """Validate, classify and store one chunk."""
+        self._store_prepared(self._prepare_chunk(chunk), summary, writer)
+
+    def _prepare_chunk(self, chunk: RawChunk) -> _Prepared:
+        """The CPU half of a chunk (no store access): safe to run ahead in another thread."""
         quarantine = list(chunk.quarantined)
         events = self._prepare(chunk, quarantine)
-        if quarantine:
-            self._store.add_quarantine(summary.batch_id, quarantine)
-        summary.quarantined += len(quarantine)
-        summary.records += len(events)
-        if events.empty:
+        unknown_counts: dict[tuple[str, str], int] = {}
+        by_cause: dict[str, int] = {}
+        duplicates = 0
+        if not events.empty:
+            by_cause = {str(k): int(v) for k, v in events["cause"].value_counts().items() if v}
+            unknown = events.loc[~events["_known"], ["status_source", "status_code"]]
+            if not unknown.empty:
+                unknown_counts = {
+                    (str(key[0]), str(key[1])): int(n)  # type: ignore[index]
+                    for key, n in unknown.value_counts().items()
+                }
+            unique = events.drop_duplicates("event_key")
+            duplicates = len(events) - len(unique)
+            records = len(events)
+            events = unique.loc[:, list(EVENT_COLUMNS)]
+        else:
+            records = 0
+        return _Prepared(chunk, quarantine, events, records, by_cause, unknown_counts, duplicates)
+
+    def _store_prepared(
+        self, prepared: _Prepared, summary: IngestSummary, writer: IngestWriter
+    ) -> None:
+        if prepared.quarantine:
+            writer.add_quarantine(summary.batch_id, prepared.quarantine)
+        summary.quarantined += len(prepared.quarantine)
+        summary.records += prepared.records
+        if prepared.events.empty:
             return
-        summary.by_cause.update({str(k): int(v) for k, v in events["cause"].value_counts().items()})
-        unknown = events.loc[~events["_known"], ["status_source", "status_code"]]
-        if not unknown.empty:
-            counts = unknown.value_counts()
-            by_key: dict[tuple[str, str], int] = {
-                (str(key[0]), str(key[1])): int(n)  # type: ignore[index]
-                for key, n in counts.items()
-            }
-            for (ns, code), n in by_key.items():
+        summary.by_cause.update(prepared.by_cause)
+        if prepared.unknown_counts:
+            for (ns, code), n in prepared.unknown_counts.items():
                 summary.unknown_codes[f"{ns}:{code}"] += n
                 if (ns, code) not in self._unknown_logged:
                     self._unknown_logged.add((ns, code))
                     log.warning("ingest.unknown_code", namespace=ns, code=code)
-            self._store.record_unknown_codes(by_key, self._clock.now())
-        unique = events.drop_duplicates("event_key")
-        summary.duplicates += len(events) - len(unique)
-        result = self._store.ingest_events(unique.loc[:, list(EVENT_COLUMNS)])
+            writer.record_unknown_codes(prepared.unknown_counts, self._clock.now())
+        summary.duplicates += prepared.duplicates
+        result = writer.add_events(prepared.events)
         summary.stored += result.stored
         summary.duplicates += result.duplicates
+
+    def _prepared_chunks(
+        self, reader: ReportReader, seconds: defaultdict[str, float] | None = None
+    ) -> Iterator[_Prepared]:
+        """A three-stage pipeline: one thread reads and parses chunks, another validates and
+        classifies them, the caller stores them. Arrow parsing, pandas kernels and SQLite
+        release the GIL, so on two cores the stages overlap. Each hand-over holds at most one
+        chunk, so at most five chunks are in memory at a time."""
+        spent: defaultdict[str, float] = defaultdict(float)
+        try:
+            raw = _run_ahead(reader.chunks(), "ingest-read", spent, "read")
+            yield from _run_ahead(
+                (self._prepare_chunk(c) for c in raw), "ingest-prepare", spent, "prepare"
+            )
+        finally:
+            if seconds is not None:
+                for stage, secs in spent.items():
+                    seconds[stage] += secs
 
     # -- preparation -------------------------------------------------------------------
 
@@ -295,8 +440,10 @@ class IngestService:
 
         bad = reason.notna()
         if bad.any():
-            raw = df.loc[bad].drop(columns=["_line"]).fillna("")
-            texts = raw.astype(str).agg(",".join, axis=1)
+            raw = df.loc[bad].drop(columns=["_line"]).fillna("").astype("string")
+            cols = list(raw.columns)
+            others: list[pd.Series] = [raw[c] for c in cols[1:]]
+            texts = raw[cols[0]].str.cat(others, sep=",")  # type: ignore[arg-type]
             quarantine.extend(
                 QuarantinedRecord(chunk.source, int(line), str(why), str(text))
                 for line, why, text in zip(df.loc[bad, "_line"], reason[bad], texts, strict=True)
@@ -346,36 +493,48 @@ class IngestService:
         return out
 
     def _classify(self, out: pd.DataFrame) -> None:
-        combos = out[["status_source", "status_code", "error_code"]].drop_duplicates()
-        table = []
-        for ns, code, err in combos.itertuples(index=False, name=None):
-            c = self._classifier.lookup(str(ns), str(code), None if pd.isna(err) else str(err))
-            table.append((ns, code, err, c.cause.value, c.final, c.known))
-        mapping = pd.DataFrame(
-            table,
-            columns=["status_source", "status_code", "error_code", "cause", "final", "_known"],
-        ).astype({"status_source": "string", "status_code": "string", "error_code": "string"})
-        merged = out[["status_source", "status_code", "error_code"]].merge(
-            mapping, how="left", on=["status_source", "status_code", "error_code"]
+        """Classify once per distinct (namespace, code, secondary code), spread by codes."""
+        combo = (
+            out["status_source"].fillna("")
+            + "\x1f"
+            + out["status_code"].fillna("")
+            + "\x1f"
+            + out["error_code"].fillna("\x00")
         )
-        out["cause"] = merged["cause"].to_numpy()
-        out["final"] = merged["final"].astype(bool).to_numpy()
-        out["_known"] = merged["_known"].astype(bool).to_numpy()
+        codes, uniques = pd.factorize(combo)
+        causes: list[int] = []
+        finals: list[bool] = []
+        known: list[bool] = []
+        for text in uniques:
+            ns, code, err = str(text).split("\x1f")
+            c = self._classifier.lookup(ns, code, None if err == "\x00" else err)
+            causes.append(CAUSE_CLASSES.index(c.cause.value))
+            finals.append(c.final)
+            known.append(c.known)
+        out["cause"] = pd.Categorical.from_codes(
+            np.asarray(causes, dtype=np.int64)[codes], categories=pd.Index(CAUSE_CLASSES)
+        )
+        out["final"] = np.asarray(finals, dtype=bool)[codes]
+        out["_known"] = np.asarray(known, dtype=bool)[codes]
 
     def _notify_ok(self, notify: pd.Series) -> pd.Series:
-        s = notify.str.strip()
-        result = pd.Series(pd.NA, index=s.index, dtype="Int8")
-        present = ~_blank(s)
-        if present.any():
-            codes = pd.unique(s[present].to_numpy())
-            ok = {
-                c: int(
+        """1 where the notification push was delivered, 0 where not, <NA> where not reported;
+        each distinct code is classified once."""
+        codes, uniques = pd.factorize(notify.str.strip())
+        ok = np.asarray(
+            [
+                -1
+                if not str(c)
+                else int(
                     self._classifier.lookup(self._notify_ns, str(c)).cause is CauseClass.DELIVERED
                 )
-                for c in codes
-            }
-            result[present] = s[present].map(ok).astype("Int8")
-        return result
+                for c in uniques
+            ]
+            + [-1],
+            dtype=np.int8,
+        )
+        values = ok[codes]  # code -1 (missing) takes the -1 appended last
+        return pd.Series(pd.arrays.IntegerArray(values, values < 0), index=notify.index)
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime:

@@ -70,16 +70,13 @@ class MsisdnNormaliser:
     def normalise_series(self, raw: pd.Series) -> pd.Series:
         """Vectorised normalisation: E.164 strings, ``<NA>`` where the number is invalid."""
         s = raw.astype("string").str.strip()
-        out = pd.Series(pd.NA, index=s.index, dtype="string")
-        national = s.str.fullmatch(self._mobile, na=False)
-        out[national] = "+" + self._cc + s[national]
-        intl = (~national) & s.str.startswith("+" + self._cc, na=False)
-        if intl.any():
-            nn = s[intl].str.slice(len(self._cc) + 1)
-            ok = nn.str.fullmatch(self._mobile, na=False)
-            idx = ok[ok].index
-            out[idx] = s[idx]
-        rest = out.isna() & s.notna() & (s != "")
+        prefix = "+" + self._cc
+        intl = s.str.startswith(prefix, na=False)
+        # National number, or the national part of an E.164 one: one regex pass over all rows.
+        nn = s.where(~intl, s.str.slice(len(prefix)))
+        valid = nn.str.fullmatch(self._mobile, na=False)
+        out: pd.Series = (prefix + nn).where(valid).astype("string")
+        rest = ~valid & s.notna() & (s != "")
         if rest.any():
             uniq = pd.unique(s[rest].to_numpy())
             mapping = {v: self.normalise(str(v)) for v in uniq}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import date, datetime
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -14,6 +15,7 @@ from mmsq.domain import QuarantinedRecord
 __all__ = [
     "Clock",
     "EventStore",
+    "IngestWriter",
     "RawChunk",
     "ReportReader",
     "StoredChunk",
@@ -53,8 +55,43 @@ class StoredChunk:
     duplicates: int
 
 
+class IngestWriter(Protocol):
+    """One ingest transaction: everything added is stored atomically when it ends.
+
+    Aggregates, devices and edition counts of the stored events are folded in once, at the
+    end, so a source ingested in one session costs one aggregate write, not one per chunk.
+    """
+
+    def add_events(self, events: pd.DataFrame) -> StoredChunk:
+        """Store the events not stored before (``EVENT_COLUMNS``, unique ``event_key``)."""
+        ...
+
+    def add_quarantine(self, batch_id: str, records: Sequence[QuarantinedRecord]) -> None: ...
+
+    def record_unknown_codes(
+        self, counts: dict[tuple[str, str], int], seen_at: datetime
+    ) -> None: ...
+
+
 class EventStore(Protocol):
     """Persistence of delivery events, their daily aggregates, quarantine and unknown codes."""
+
+    def ingest_session(self) -> AbstractContextManager[IngestWriter]:
+        """A transaction for one ingest: committed when the block exits normally, rolled
+        back (nothing stored, nothing counted) when it raises."""
+        ...
+
+    def recent_events(self, msisdn: str, limit: int = 20) -> list[dict[str, Any]]:
+        """A subscriber's newest stored events (E.164 MSISDN), newest first."""
+        ...
+
+    def daily_aggregates(self, first_day: date, last_day: date) -> pd.DataFrame:
+        """Per (msisdn, day) counters for the days in [first_day, last_day]."""
+        ...
+
+    def edition_stats(self, first_day: date, last_day: date) -> pd.DataFrame:
+        """Per (day, edition) counters and delivered-latency histogram."""
+        ...
 
     def ingest_events(self, events: pd.DataFrame) -> StoredChunk:
         """Store the events not stored before; fold them into the daily aggregates

@@ -3,7 +3,7 @@
 Frozen: the table is spelled out here, not imported from ``sql_daemon_schema.py``.
 
 Revision ID: daemon
-Revises: report
+Revises: 0002
 Create Date: 2026-11-24
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "daemon"
-down_revision = "report"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,442 @@
+"""One ingest transaction on the SQL store: events, keys, aggregates and devices, atomically.
+
+Per chunk, only two things touch the database: the event keys (one set-based insert that
+returns the keys that were new) and the event segments of the new events (a few hundred BLOB
+rows). The narrow columns that aggregates need are kept in memory (about 25 bytes an event)
+and folded into the aggregate, device and edition tables once, when the session ends. So a
+province-day costs a handful of statements per chunk instead of one SQL row per event.
+
+On SQLite the transaction holds the write lock from its first statement to the end (other
+writers wait up to the busy timeout); on PostgreSQL an advisory lock serialises ingests, since
+aggregate blocks are read, merged and rewritten.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from mmsq.adapters.event_blocks import (
+    AGGREGATE_SCHEMA,
+    DEVICE_SCHEMA,
+    EVENT_SCHEMA,
+    PARTS,
+    SEGMENT_ROWS,
+    decode,
+    encode,
+    key_partition,
+    msisdn_digits,
+)
+from mmsq.adapters.sql_event_schema import (
+    daily_aggregate_blocks,
+    device_blocks,
+    edition_daily,
+    event_segments,
+)
+from mmsq.adapters.sql_schema import quarantine, unknown_codes
+from mmsq.aggregates import (
+    COUNT_COLUMNS,
+    cause_codes,
+    daily_counts,
+    edition_counts,
+    latest_devices,
+    merge_counts,
+)
+from mmsq.domain import QuarantinedRecord
+from mmsq.ports import StoredChunk
+
+__all__ = ["SqlIngestSession"]
+
+_EPOCH = date(1970, 1, 1)
+_INGEST_LOCK = 0x6D6D7371  # "mmsq": the PostgreSQL advisory lock that serialises ingests
+
+
+def _day_numbers(day: pd.Series) -> npt.NDArray[np.int32]:
+    """Local days (text, date or datetime) -> days since 1970-01-01, via the few distinct ones."""
+    cat = pd.Categorical(day)
+    cats = pd.to_datetime(pd.Series(np.asarray(cat.categories))).to_numpy("datetime64[D]")
+    return np.asarray(cats.astype(np.int64)[cat.codes], dtype=np.int32)
+
+
+def _to_date(n: int) -> date:
+    return _EPOCH + timedelta(days=int(n))
+
+
+def _merge_device_block(old: pa.Table, new: pa.Table) -> pa.Table:
+    """Stored devices updated by newly seen ones (both sorted by MSISDN): a subscriber's row is
+    replaced when the new IMEI differs and was seen no earlier than the stored one."""
+    old_m = old["msisdn"].to_numpy()
+    new_m = new["msisdn"].to_numpy()
+    keys = np.union1d(old_m, new_m)
+    pick = np.full(len(keys), -1, dtype=np.int64)
+    pick[np.searchsorted(keys, old_m)] = np.arange(len(old_m))
+    in_new = np.searchsorted(keys, new_m)
+    prev = pick[in_new]
+    replace = prev < 0
+    both = ~replace
+    if both.any():
+        old_rows = pa.array(prev[both])
+        differs = pc.not_equal(old["imei"].take(old_rows), new["imei"].filter(pa.array(both)))
+        later = new["seen_ts"].to_numpy()[both] >= old["seen_ts"].to_numpy()[prev[both]]
+        replace[both] = differs.to_numpy(zero_copy_only=False) & later
+    pick[in_new[replace]] = len(old_m) + np.flatnonzero(replace)
+    return pa.concat_tables([old.cast(DEVICE_SCHEMA), new]).take(pa.array(pick))
+
+
+class SqlIngestSession:
+    """Implements the ``IngestWriter`` port inside one open SQLAlchemy transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+        if self._pg:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGEST_LOCK})")
+        else:
+            # Take the write lock now: blocks are read, merged and rewritten at the end.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        self._narrow: list[pd.DataFrame] = []
+        self._editions: list[pd.DataFrame] = []
+        self._devices: list[pa.Table] = []
+
+    # -- per chunk -----------------------------------------------------------------------
+
+    def add_events(self, events: pd.DataFrame) -> StoredChunk:
+        """Store the events whose key is new; duplicates (stored before) are only counted."""
+        if events.empty:
+            return StoredChunk(0, 0)
+        keys = events["event_key"].to_numpy(dtype=np.int64)
+        submitted = events["submitted_ts"].to_numpy(dtype=np.int64)
+        done_known = events["done_ts"].notna().to_numpy()
+        done = events["done_ts"].to_numpy(dtype=np.int64, na_value=0)
+        parts = key_partition(done, done_known, submitted)
+        new_keys = self._insert_keys(parts, keys)
+        duplicates = len(events) - len(new_keys)
+        if not new_keys.size:
+            return StoredChunk(0, duplicates)
+        if duplicates:
+            keep = np.isin(keys, new_keys)
+            events = events.loc[keep]
+            submitted, done, done_known = submitted[keep], done[keep], done_known[keep]
+        msisdn = msisdn_digits(events["msisdn"])
+        day = _day_numbers(events["day"])
+        cause = cause_codes(events["cause"])
+        final = events["final"].to_numpy(dtype=bool)
+        notify_ok = events["notify_ok"].fillna(0).to_numpy(dtype=np.int8) == 1
+        self._write_segments(events, msisdn, day, submitted, done, done_known)
+        self._narrow.append(
+            pd.DataFrame(
+                {
+                    "msisdn": msisdn,
+                    "day": day,
+                    "cause": cause,
+                    "final": final,
+                    "notify_ok": notify_ok,
+                    "submitted_ts": submitted,
+                }
+            )
+        )
+        latency = np.where(done_known, done - submitted, -1)
+        self._editions.append(
+            edition_counts(day, events["edition"], cause, final, notify_ok, latency)
+        )
+        pos = latest_devices(msisdn, events["imei"].notna().to_numpy(), submitted)
+        imei = pa.array(events["imei"], type=pa.string(), from_pandas=True).take(pa.array(pos))
+        self._devices.append(
+            pa.table({"msisdn": msisdn[pos], "imei": imei, "seen_ts": submitted[pos]})
+        )
+        return StoredChunk(len(new_keys), duplicates)
+
+    def _insert_keys(
+        self, parts: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """Insert the keys; return those that were not there before (set-based, one statement
+        per key partition on SQLite, one COPY and one statement on PostgreSQL)."""
+        raw: Any = self._conn.connection.driver_connection
+        if self._pg:
+            self._conn.exec_driver_sql(
+                "CREATE TEMP TABLE IF NOT EXISTS _stage_keys (part integer, event_key bigint) "
+                "ON COMMIT DELETE ROWS"
+            )
+            with raw.cursor() as cur:
+                with cur.copy("COPY _stage_keys (part, event_key) FROM STDIN") as copy:
+                    for row in zip(parts.tolist(), keys.tolist(), strict=True):
+                        copy.write_row(row)
+                cur.execute(
+                    "INSERT INTO event_keys (part, event_key) SELECT part, event_key "
+                    "FROM _stage_keys ON CONFLICT DO NOTHING RETURNING event_key"
+                )
+                new = [r[0] for r in cur.fetchall()]
+                cur.execute("DELETE FROM _stage_keys")
+            return np.asarray(new, dtype=np.int64)
+        new_parts: list[npt.NDArray[np.int64]] = []
+        cur = raw.cursor()
+        insert = (
+            "INSERT INTO event_keys (part, event_key) SELECT ?, value "
+            "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
+        )
+        try:
+            for part in np.unique(parts).tolist():
+                # Sorted, so that the inserts walk the key B-tree in order.
+                chunk = np.sort(keys[parts == part])
+                as_json = json.dumps(chunk.tolist())
+                # Fresh keys (the usual case) cost one statement; when some were stored
+                # before, the insert is undone, the stored ones looked up, the rest inserted.
+                cur.execute("SAVEPOINT keys")
+                inserted = cur.execute(insert, (part, as_json)).rowcount
+                if inserted == len(chunk):
+                    cur.execute("RELEASE keys")
+                    new_parts.append(chunk)
+                    continue
+                cur.execute("ROLLBACK TO keys")
+                cur.execute("RELEASE keys")
+                stored = cur.execute(
+                    "SELECT event_key FROM event_keys WHERE part = ? AND event_key IN "
+                    "(SELECT value FROM json_each(?))",
+                    (part, as_json),
+                ).fetchall()
+                fresh = np.setdiff1d(chunk, np.asarray([r[0] for r in stored], dtype=np.int64))
+                if fresh.size:
+                    cur.execute(insert, (part, json.dumps(fresh.tolist())))
+                new_parts.append(fresh)
+        finally:
+            cur.close()
+        return np.concatenate(new_parts) if new_parts else np.zeros(0, dtype=np.int64)
+
+    def _write_segments(
+        self,
+        events: pd.DataFrame,
+        msisdn: npt.NDArray[np.int64],
+        day: npt.NDArray[np.int32],
+        submitted: npt.NDArray[np.int64],
+        done: npt.NDArray[np.int64],
+        done_known: npt.NDArray[np.bool_],
+    ) -> None:
+        order = np.lexsort((submitted, msisdn, day))
+        n = len(order)
+        columns: dict[str, pa.Array] = {}
+        for field in EVENT_SCHEMA:
+            name = field.name
+            if name == "msisdn":
+                columns[name] = pa.array(msisdn[order])
+            elif name == "submitted_ts":
+                columns[name] = pa.array(submitted[order])
+            elif name == "done_ts":
+                columns[name] = pa.array(done[order], mask=~done_known[order])
+            elif name == "day":
+                columns[name] = pa.array(day[order], type=pa.int32()).cast(pa.date32())
+            elif name == "final":
+                columns[name] = pa.array(events[name].to_numpy(dtype=bool)[order])
+            elif name == "notify_ok":
+                col = events[name]
+                columns[name] = pa.array(
+                    col.fillna(0).to_numpy(dtype=np.int8)[order],
+                    mask=col.isna().to_numpy()[order],
+                )
+            elif name == "event_key":
+                columns[name] = pa.array(events[name].to_numpy(dtype=np.int64)[order])
+            elif pa.types.is_dictionary(field.type):
+                # Few distinct values: int32 codes with a small dictionary (cheap to sort,
+                # compresses to almost nothing).
+                codes, uniques = pd.factorize(events[name], use_na_sentinel=True)
+                codes = np.asarray(codes, dtype=np.int32)[order]
+                columns[name] = pa.DictionaryArray.from_arrays(
+                    pa.array(codes, mask=codes < 0),
+                    pa.array(np.asarray(uniques, dtype=object), type=pa.string()),
+                )
+            else:
+                arr = pa.array(events[name], type=pa.string(), from_pandas=True)
+                columns[name] = arr.take(pa.array(order))
+        table = pa.Table.from_arrays(list(columns.values()), schema=EVENT_SCHEMA)
+        sorted_day, sorted_m, sorted_ts = day[order], msisdn[order], submitted[order]
+        # Segment boundaries: every SEGMENT_ROWS rows and wherever the day changes.
+        day_starts = np.flatnonzero(np.r_[True, sorted_day[1:] != sorted_day[:-1]])
+        bounds: list[int] = []
+        for i, start in enumerate(day_starts.tolist()):
+            end = int(day_starts[i + 1]) if i + 1 < len(day_starts) else n
+            bounds.extend(range(start, end, SEGMENT_ROWS))
+        bounds.append(n)
+        starts = np.asarray(bounds[:-1])
+        rows = []
+        ts_min = np.minimum.reduceat(sorted_ts, starts)
+        ts_max = np.maximum.reduceat(sorted_ts, starts)
+        for j, (a, b) in enumerate(itertools.pairwise(bounds)):
+            rows.append(
+                {
+                    "day": _to_date(int(sorted_day[a])),
+                    "msisdn_min": int(sorted_m[a]),
+                    "msisdn_max": int(sorted_m[b - 1]),
+                    "ts_min": int(ts_min[j]),
+                    "ts_max": int(ts_max[j]),
+                    "rows": b - a,
+                    "data": encode(table.slice(a, b - a)),
+                }
+            )
+        self._conn.execute(event_segments.insert(), rows)
+
+    def add_quarantine(self, batch_id: str, records: Sequence[QuarantinedRecord]) -> None:
+        if not records:
+            return
+        self._conn.execute(
+            quarantine.insert(),
+            [
+                {
+                    "batch_id": batch_id,
+                    "source": r.source,
+                    "line": r.line,
+                    "reason": r.reason,
+                    "raw": r.raw[:2000],
+                }
+                for r in records
+            ],
+        )
+
+    def record_unknown_codes(self, counts: dict[tuple[str, str], int], seen_at: datetime) -> None:
+        table = unknown_codes
+        for (ns, code), n in counts.items():
+            updated = self._conn.execute(
+                table.update()
+                .where(table.c.namespace == ns[:32], table.c.code == code[:64])
+                .values(count=table.c.count + n, last_seen=seen_at)
+            ).rowcount
+            if not updated:
+                self._conn.execute(
+                    table.insert().values(
+                        namespace=ns[:32],
+                        code=code[:64],
+                        count=n,
+                        first_seen=seen_at,
+                        last_seen=seen_at,
+                    )
+                )
+
+    # -- at the end ----------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Fold everything this session stored into aggregates, devices and edition days."""
+        if self._narrow:
+            narrow = pd.concat(self._narrow, ignore_index=True)
+            self._narrow = []
+            counts = daily_counts(
+                narrow["msisdn"].to_numpy(),
+                narrow["day"].to_numpy(),
+                narrow["cause"].to_numpy(),
+                narrow["final"].to_numpy(),
+                narrow["notify_ok"].to_numpy(),
+                narrow["submitted_ts"].to_numpy(),
+            )
+            del narrow
+            self._merge_aggregates(counts)
+        if self._devices:
+            devices = pa.concat_tables(self._devices)
+            self._devices = []
+            self._merge_devices(devices)
+        if self._editions:
+            editions = pd.concat(self._editions, ignore_index=True)
+            self._editions = []
+            self._merge_editions(editions)
+
+    def _merge_aggregates(self, counts: pd.DataFrame) -> None:
+        """Per (day, MSISDN partition): add to the stored block, or write a new one."""
+        t = daily_aggregate_blocks
+        msisdn = counts["msisdn"].to_numpy()
+        day = counts["day"].to_numpy()
+        # Stable, so each (day, part) slice stays sorted by MSISDN.
+        order = np.lexsort((msisdn % PARTS, day))
+        counts = counts.iloc[order].reset_index(drop=True)
+        key = counts["day"].to_numpy().astype(np.int64) * PARTS
+        key += counts["msisdn"].to_numpy() % PARTS
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        ends = np.r_[starts[1:], len(key)]
+        for day_n in np.unique(day).tolist():
+            d = _to_date(int(day_n))
+            stored = {
+                int(part): data
+                for part, data in self._conn.execute(
+                    sa.select(t.c.part, t.c.data).where(t.c.day == d)
+                )
+            }
+            rows = []
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                if int(key[a]) // PARTS != day_n:
+                    continue
+                part = int(key[a]) % PARTS
+                new = counts.iloc[a:b].drop(columns=["day"])
+                if part in stored:
+                    new = merge_counts(decode(stored[part]).to_pandas(), new)
+                table = pa.Table.from_pandas(
+                    new[list(AGGREGATE_SCHEMA.names)],
+                    schema=AGGREGATE_SCHEMA,
+                    preserve_index=False,
+                )
+                rows.append({"day": d, "part": part, "rows": len(new), "data": encode(table, True)})
+            if stored:
+                self._conn.execute(
+                    t.delete().where(t.c.day == d, t.c.part.in_([r["part"] for r in rows]))
+                )
+            self._conn.execute(t.insert(), rows)
+
+    def _merge_devices(self, seen: pa.Table) -> None:
+        """A device row changes only when the subscriber shows up with another IMEI."""
+        t = device_blocks
+        m = seen["msisdn"].to_numpy()
+        ts = seen["seen_ts"].to_numpy()
+        pos = latest_devices(m, np.ones(len(m), dtype=bool), ts)
+        if not len(pos):
+            return
+        seen = seen.take(pa.array(pos))
+        m = seen["msisdn"].to_numpy()
+        order = np.lexsort((m, m % PARTS))
+        seen = seen.take(pa.array(order))
+        part_of = seen["msisdn"].to_numpy() % PARTS
+        starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])
+        ends = np.r_[starts[1:], len(part_of)]
+        stored = {int(p): d for p, d in self._conn.execute(sa.select(t.c.part, t.c.data))}
+        rows = []
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            part = int(part_of[a])
+            new = seen.slice(a, b - a)
+            new = pa.table(
+                {
+                    "msisdn": new["msisdn"],
+                    "imei": new["imei"],
+                    "tac": pc.utf8_slice_codeunits(new["imei"], 0, 8),
+                    "seen_ts": new["seen_ts"],
+                }
+            ).cast(DEVICE_SCHEMA)
+            if part in stored:
+                new = _merge_device_block(decode(stored[part]), new)
+            rows.append({"part": part, "rows": new.num_rows, "data": encode(new)})
+        if stored:
+            self._conn.execute(t.delete().where(t.c.part.in_([r["part"] for r in rows])))
+        self._conn.execute(t.insert(), rows)
+
+    def _merge_editions(self, editions: pd.DataFrame) -> None:
+        t = edition_daily
+        sums = editions.groupby(["day", "edition"], sort=True).sum().reset_index()
+        for rec in sums.to_dict("records"):
+            day = _to_date(int(rec.pop("day")))
+            edition = str(rec.pop("edition"))[:80]
+            values = {str(k): int(v) for k, v in rec.items()}
+            old = self._conn.execute(
+                sa.select(t).where(t.c.day == day, t.c.edition == edition)
+            ).first()
+            if old is not None:
+                for k in values:
+                    values[k] += int(old._mapping[k])
+                self._conn.execute(t.delete().where(t.c.day == day, t.c.edition == edition))
+            self._conn.execute(t.insert().values(day=day, edition=edition, **values))
+
+
+# The count columns are the contract between aggregates.py and the block schema.
+assert tuple(AGGREGATE_SCHEMA.names[1:-1]) == COUNT_COLUMNS
