@@ -113,3 +113,6 @@ ingest_batches = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("summary", JSON),
 )
+
+# Tables of other features, declared in their own modules on the shared metadata.
+from mmsq.adapters import sql_scoring_schema as _sql_scoring_schema  # noqa: E402, F401

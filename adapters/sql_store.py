@@ -7,7 +7,7 @@ staging tables, then one set-based statement per step, all inside one transactio
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +305,38 @@ class SqlStore:
                 )
             )
             return [dict(r._mapping) for r in rows]
+
+    # -- reads for scoring and diagnosis -------------------------------------------------
+    # Kept apart from the ingest paths above: a columnar store may replace them.
+
+    def daily_aggregates(self, first_day: date, last_day: date) -> pd.DataFrame:
+        """The daily aggregate rows of ``first_day`` .. ``last_day`` (inclusive), as a frame
+        with the table's columns (msisdn, day, the counters, last_ts). Simple and complete;
+        scoring at scale uses the SQL window summary instead."""
+        t = daily_aggregates
+        q = (
+            sa.select(t)
+            .where(t.c.day >= first_day, t.c.day <= last_day)
+            .order_by(t.c.msisdn, t.c.day)
+        )
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(q, conn)
+        if frame.empty:
+            frame = pd.DataFrame({c.name: pd.Series(dtype=object) for c in t.columns})
+        frame["day"] = pd.to_datetime(frame["day"]).dt.date
+        return frame
+
+    def recent_events(self, msisdn: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The subscriber's latest delivery events, newest first."""
+        t = delivery_events
+        q = (
+            sa.select(
+                t.c.submitted_ts, t.c.done_ts, t.c.edition, t.c.message_id, t.c.status_source,
+                t.c.status_code, t.c.error_code, t.c.cause, t.c.final, t.c.notify_ok, t.c.imei,
+            )
+            .where(t.c.msisdn == msisdn)
+            .order_by(t.c.submitted_ts.desc(), t.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]

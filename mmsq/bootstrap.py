@@ -5,15 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_store import SqlStore
+from mmsq.blacklist import BlacklistService
 from mmsq.classify import Classifier
+from mmsq.devices import DeviceCatalogue, load_devices
 from mmsq.ingest import IngestService
 from mmsq.msisdn import MsisdnNormaliser
+from mmsq.recovery import RecoveryService
 from mmsq.rules_loader import load_rules
 from mmsq.rules_model import RuleSet
+from mmsq.scoring_ports import SubscriptionStatusLookup
+from mmsq.scoring_rules import ScoringRules, load_scoring_rules
+from mmsq.scoring_run import ScoringService
 from mmsq.settings import Settings
 
-__all__ = ["App", "SystemClock", "build_app"]
+__all__ = ["App", "ScoringApp", "SystemClock", "build_app", "build_scoring"]
 
 
 class SystemClock:
@@ -57,3 +64,42 @@ def build_app(settings: Settings, *, check_schema: bool = True) -> App:
         notify_status_source=settings.ingest.notify_status_source,
     )
     return App(settings, rules, store, classifier, ingest, clock)
+
+
+# -- scoring and recovery ------------------------------------------------------------------
+
+
+@dataclass
+class ScoringApp:
+    """Scoring, recovery and the do-not-contact list, wired on an App's store and clock."""
+
+    rules: ScoringRules
+    devices: DeviceCatalogue
+    store: SqlRecoveryStore
+    scoring: ScoringService
+    recovery: RecoveryService
+    blacklist: BlacklistService
+
+
+def build_scoring(app: App, subscriptions: SubscriptionStatusLookup | None = None) -> ScoringApp:
+    """Raises RulesError when scoring.toml or devices.csv is invalid."""
+    rules = load_scoring_rules(app.settings.rules.dir)
+    devices = load_devices(app.settings.rules.dir)
+    # Two threads fold the window on SQLite: the driver releases the GIL while it works.
+    store = SqlRecoveryStore(app.store.engine, workers=2)
+    tz = app.settings.ingest.timezone
+    scoring = ScoringService(
+        source=store,
+        recovery=store,
+        blacklist=store,
+        rules=rules,
+        devices=devices,
+        clock=app.clock,
+        subscriptions=subscriptions,
+        timezone=tz,
+    )
+    recovery = RecoveryService(store, store, rules.recovery, app.clock, tz)
+    blacklist = BlacklistService(
+        store, MsisdnNormaliser(app.settings.ingest.default_region), app.clock
+    )
+    return ScoringApp(rules, devices, store, scoring, recovery, blacklist)
