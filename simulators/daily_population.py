@@ -12,6 +12,7 @@ is the independent ground truth.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -25,6 +26,7 @@ __all__ = [
     "PopulationSpec",
     "device_table",
     "generate",
+    "load_into",
 ]
 
 #: (tac, brand, model, mms_capable, ota_cp, cp_security, settings_profile)
@@ -188,3 +190,31 @@ def generate(spec: PopulationSpec) -> Iterator[PopulationChunk]:
     rng = np.random.default_rng(spec.seed)
     for start in range(0, spec.subscribers, spec.chunk):
         yield _chunk(spec, start, min(spec.chunk, spec.subscribers - start), rng)
+
+
+def load_into(engine: Any, chunk: PopulationChunk) -> None:
+    """Bulk-insert a chunk's daily aggregates and devices into an mmsq database (SQLAlchemy
+    engine at the current schema): executemany on SQLite, COPY on PostgreSQL."""
+    daily = chunk.daily
+    day_text = daily["day"].map(date.isoformat)
+    columns = list(DAILY_COLUMNS)
+    with engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        for table, cols, frame in (
+            ("daily_aggregates", columns, daily.assign(day=day_text)),
+            ("subscriber_devices", ["msisdn", "imei", "tac", "seen_ts"], chunk.devices),
+        ):
+            data = zip(*(frame[c].tolist() for c in cols), strict=True)
+            names = ", ".join(cols)
+            if engine.dialect.name == "postgresql":
+                with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in data:
+                        copy.write_row(row)
+            else:
+                cur = raw.cursor()
+                try:
+                    cur.executemany(
+                        f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(cols))})", data
+                    )
+                finally:
+                    cur.close()
