@@ -33,9 +33,13 @@ __all__ = ["SqlRecoveryStore"]
 _IN_CHUNK = 500
 
 
+def _iso_list(values: pd.Series) -> list[str | None]:
+    """Dates as ISO text (the driver may give str or date); missing ones as None."""
+    return [None if v is None or v is pd.NaT or v != v else str(v)[:10] for v in values]
+
+
 def _iso(values: pd.Series) -> pd.Series:
-    """Dates as ISO text (the driver may give str or date); None stays None."""
-    return values.map(lambda v: None if v is None or v is pd.NaT or v != v else str(v)[:10])
+    return pd.Series(_iso_list(values), index=values.index, dtype=object)
 
 
 def _epoch(values: pd.Series) -> list[int | None]:
@@ -272,8 +276,8 @@ class SqlRecoveryStore:
             s["verdict"].astype(object).where(s["verdict"].notna(), None),
             s["reason"].astype(object).where(s["reason"].notna(), None),
             _epoch(s["since"]),
-            _iso(s["since_day"].astype(object)),
-            _iso(s["suspended_day"].astype(object)),
+            _iso_list(s["since_day"]),
+            _iso_list(s["suspended_day"]),
             s["probes_sent"].fillna(0).astype(int),
             _epoch(s["last_probe_at"]),
             strict=True,

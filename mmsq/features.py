@@ -99,12 +99,16 @@ def summarise_window(daily: pd.DataFrame, first_day: date, last_day: date) -> pd
     bit = np.left_shift(np.int64(1), offset[keep].astype(np.int64))
     parts = {"msisdn": frame["msisdn"].to_numpy()}
     for name in SUMS:
-        parts[name] = frame[name].to_numpy(dtype=np.int64)
+        parts[name] = (
+            frame[name].fillna(0).to_numpy(dtype=np.int64)
+            if name in frame
+            else np.zeros(len(frame), dtype=np.int64)
+        )
     for name, columns in MASKS.items():
         hit = np.zeros(len(frame), dtype=bool)
         for col in columns:
             if col in frame:  # a counter absent from the frame is zero
-                hit |= frame[col].to_numpy() > 0
+                hit |= frame[col].fillna(0).to_numpy() > 0
         parts[name] = np.where(hit, bit, 0)
     summary = pd.DataFrame(parts).groupby("msisdn", sort=True).sum().reset_index()
     summary["msisdn"] = summary["msisdn"].astype("string")

@@ -187,6 +187,11 @@ def plan_run(
     relevant = known | verdicts.isin(flag | cleanup)
     df = scored.loc[relevant, ["msisdn", "verdict", "score", "reasons", "failed_run",
                                "last_delivery_day"]].copy()
+    if df.empty:
+        return (
+            pd.DataFrame({c: pd.Series(dtype=object) for c in TRANSITION_COLUMNS}),
+            empty_states(),
+        )
     prior = states.set_index("msisdn").reindex(df["msisdn"]) if not states.empty else None
     df["state"] = (
         prior["state"].fillna(State.ACTIVE.value).to_numpy()
@@ -293,9 +298,10 @@ def _state_rows(
         else np.full(len(rows), None, dtype=object)
     )
     newly = (rows["state"] == State.SUSPENDED.value).to_numpy()
-    rows["suspended_day"] = np.where(
-        newly, as_of_text, np.where(suspended.to_numpy(), old_suspended, None)
-    )
+    day = pd.Series(old_suspended, index=rows.index, dtype=object)
+    day = day.where(suspended.to_numpy() & day.notna().to_numpy(), None)
+    day[newly] = as_of_text
+    rows["suspended_day"] = day
     rows["probes_sent"] = 0
     rows["last_probe_at"] = None
     return rows[list(STATE_COLUMNS)]
