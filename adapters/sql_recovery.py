@@ -35,7 +35,7 @@ _IN_CHUNK = 500
 
 def _iso_list(values: pd.Series) -> list[str | None]:
     """Dates as ISO text (the driver may give str or date); missing ones as None."""
-    return [None if v is None or v is pd.NaT or v != v else str(v)[:10] for v in values]
+    return [None if v is None or pd.isna(v) else str(v)[:10] for v in values]
 
 
 def _iso(values: pd.Series) -> pd.Series:
@@ -193,7 +193,7 @@ class SqlRecoveryStore:
         ts = int(added_at.timestamp())
         cols = ("msisdn", "reason", "until", "added_ts")
         rows = [
-            (m, r, None if u is None or u != u else str(u)[:10], ts)
+            (m, r, None if u is None or pd.isna(u) else str(u)[:10], ts)
             for m, r, u in zip(entries["msisdn"], entries["reason"], entries["until"], strict=True)
         ]
         with self.engine.begin() as conn:
@@ -209,7 +209,9 @@ class SqlRecoveryStore:
 
     def remove_blacklist(self, msisdn: str) -> bool:
         with self.engine.begin() as conn:
-            return bool(conn.execute(blacklist.delete().where(blacklist.c.msisdn == msisdn)).rowcount)
+            return bool(
+                conn.execute(blacklist.delete().where(blacklist.c.msisdn == msisdn)).rowcount
+            )
 
     def blacklist_active(self, on: date) -> pd.DataFrame:
         q = sa.select(blacklist.c.msisdn, blacklist.c.reason).where(
@@ -221,17 +223,25 @@ class SqlRecoveryStore:
 
     def blacklist_rows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.select(blacklist).order_by(blacklist.c.msisdn))]
+            return [
+                dict(r._mapping)
+                for r in conn.execute(sa.select(blacklist).order_by(blacklist.c.msisdn))
+            ]
 
     # -- RecoveryStore -------------------------------------------------------------------
 
     def load_states(self, msisdns: list[str] | None = None) -> pd.DataFrame:
         t = recovery_states
         q = sa.select(
-            t.c.msisdn, t.c.state, t.c.verdict, t.c.reason, t.c.since_ts,
+            t.c.msisdn,
+            t.c.state,
+            t.c.verdict,
+            t.c.reason,
+            t.c.since_ts,
             sa.cast(t.c.since_day, sa.String).label("since_day"),
             sa.cast(t.c.suspended_day, sa.String).label("suspended_day"),
-            t.c.probes_sent, t.c.last_probe_ts,
+            t.c.probes_sent,
+            t.c.last_probe_ts,
         )
         rows: list[tuple[Any, ...]] = []
         with self.engine.connect() as conn:
@@ -239,11 +249,23 @@ class SqlRecoveryStore:
                 rows = [tuple(r) for r in conn.execute(q)]
             else:
                 for i in range(0, len(msisdns), _IN_CHUNK):
-                    rows += [tuple(r) for r in conn.execute(q.where(t.c.msisdn.in_(msisdns[i : i + _IN_CHUNK])))]
+                    rows += [
+                        tuple(r)
+                        for r in conn.execute(q.where(t.c.msisdn.in_(msisdns[i : i + _IN_CHUNK])))
+                    ]
         frame = pd.DataFrame.from_records(
             rows,
-            columns=["msisdn", "state", "verdict", "reason", "since_ts", "since_day",
-                     "suspended_day", "probes_sent", "last_probe_ts"],
+            columns=[
+                "msisdn",
+                "state",
+                "verdict",
+                "reason",
+                "since_ts",
+                "since_day",
+                "suspended_day",
+                "probes_sent",
+                "last_probe_ts",
+            ],
         )
         frame["since"] = _from_epoch(frame["since_ts"])
         frame["last_probe_at"] = _from_epoch(frame["last_probe_ts"])
@@ -255,7 +277,16 @@ class SqlRecoveryStore:
     def apply_transitions(self, transitions: pd.DataFrame, states: pd.DataFrame) -> None:
         if transitions.empty and states.empty:
             return
-        t_cols = ("msisdn", "at_ts", "from_state", "to_state", "event", "cause", "evidence", "run_id")
+        t_cols = (
+            "msisdn",
+            "at_ts",
+            "from_state",
+            "to_state",
+            "event",
+            "cause",
+            "evidence",
+            "run_id",
+        )
         t_rows = zip(
             transitions["msisdn"].astype(str),
             _epoch(transitions["at"]),
@@ -267,8 +298,17 @@ class SqlRecoveryStore:
             transitions["run_id"].astype(object).where(transitions["run_id"].notna(), None),
             strict=True,
         )
-        s_cols = ("msisdn", "state", "verdict", "reason", "since_ts", "since_day",
-                  "suspended_day", "probes_sent", "last_probe_ts")
+        s_cols = (
+            "msisdn",
+            "state",
+            "verdict",
+            "reason",
+            "since_ts",
+            "since_day",
+            "suspended_day",
+            "probes_sent",
+            "last_probe_ts",
+        )
         s = states
         s_rows = zip(
             s["msisdn"].astype(str),
@@ -309,7 +349,9 @@ class SqlRecoveryStore:
         t = recovery_transitions
         q = (
             sa.select(
-                t.c.event, t.c.to_state, t.c.cause,
+                t.c.event,
+                t.c.to_state,
+                t.c.cause,
                 sa.func.count(sa.distinct(t.c.msisdn)).label("subscribers"),
             )
             .where(t.c.at_ts >= int(start.timestamp()), t.c.at_ts < int(end.timestamp()))
@@ -317,10 +359,16 @@ class SqlRecoveryStore:
         )
         with self.engine.connect() as conn:
             rows = [tuple(r) for r in conn.execute(q)]
-        return pd.DataFrame.from_records(rows, columns=["event", "to_state", "cause", "subscribers"])
+        return pd.DataFrame.from_records(
+            rows, columns=["event", "to_state", "cause", "subscribers"]
+        )
 
     def record_run(
-        self, run_id: str, as_of: date, started_at: datetime, finished_at: datetime,
+        self,
+        run_id: str,
+        as_of: date,
+        started_at: datetime,
+        finished_at: datetime,
         summary: dict[str, Any],
     ) -> None:
         with self.engine.begin() as conn:

@@ -29,18 +29,24 @@ class BlacklistImport:
     rejected: list[QuarantinedRecord] = field(default_factory=list)
 
 
-def parse_blacklist(raw: pd.DataFrame, source: str, normaliser: MsisdnNormaliser) -> BlacklistImport:
+def parse_blacklist(
+    raw: pd.DataFrame, source: str, normaliser: MsisdnNormaliser
+) -> BlacklistImport:
     """Validate text rows (msisdn, reason, until[, _line]); bad rows are rejected with a reason.
 
     ``until`` is an ISO date (the last day the entry holds) or empty for no end.
     """
     frame = raw.fillna("").astype(str)
-    line = frame["_line"].astype(int) if "_line" in frame else pd.Series(
-        range(2, len(frame) + 2), index=frame.index
+    line = (
+        frame["_line"].astype(int)
+        if "_line" in frame
+        else pd.Series(range(2, len(frame) + 2), index=frame.index)
     )
     msisdn = normaliser.normalise_series(frame["msisdn"])
     reason = frame["reason"].str.strip() if "reason" in frame else pd.Series("", index=frame.index)
-    until_text = frame["until"].str.strip() if "until" in frame else pd.Series("", index=frame.index)
+    until_text = (
+        frame["until"].str.strip() if "until" in frame else pd.Series("", index=frame.index)
+    )
     until = pd.to_datetime(until_text.where(until_text != ""), format="%Y-%m-%d", errors="coerce")
     bad_msisdn = msisdn.isna()
     bad_until = (until_text != "") & until.isna()
@@ -48,10 +54,12 @@ def parse_blacklist(raw: pd.DataFrame, source: str, normaliser: MsisdnNormaliser
         QuarantinedRecord(source, int(n), why, ",".join(row))
         for n, why, row in zip(
             line[bad_msisdn | bad_until],
-            pd.Series("invalid MSISDN", index=frame.index)
-            .where(bad_msisdn, "until is not a date (YYYY-MM-DD)")[bad_msisdn | bad_until],
-            frame[bad_msisdn | bad_until][[c for c in BLACKLIST_COLUMNS if c in frame]]
-            .itertuples(index=False, name=None),
+            pd.Series("invalid MSISDN", index=frame.index).where(
+                bad_msisdn, "until is not a date (YYYY-MM-DD)"
+            )[bad_msisdn | bad_until],
+            frame[bad_msisdn | bad_until][[c for c in BLACKLIST_COLUMNS if c in frame]].itertuples(
+                index=False, name=None
+            ),
             strict=True,
         )
     ]

@@ -295,8 +295,12 @@ def demo(
 
 # -- scoring and recovery ------------------------------------------------------------------
 
-subscriber_app = typer.Typer(help="One subscriber: deliveries, features, verdict.", no_args_is_help=True)
-suspensions_app = typer.Typer(help="The suspension list for the content platform.", no_args_is_help=True)
+subscriber_app = typer.Typer(
+    help="One subscriber: deliveries, features, verdict.", no_args_is_help=True
+)
+suspensions_app = typer.Typer(
+    help="The suspension list for the content platform.", no_args_is_help=True
+)
 blacklist_app = typer.Typer(help="The do-not-contact list.", no_args_is_help=True)
 recovery_app = typer.Typer(help="Recovery funnel, due probes, clean-up list.", no_args_is_help=True)
 app.add_typer(subscriber_app, name="subscriber")
@@ -305,7 +309,8 @@ app.add_typer(blacklist_app, name="blacklist")
 app.add_typer(recovery_app, name="recovery")
 
 AsOfOpt = Annotated[
-    str | None, typer.Option("--as-of", help="score as of this local date (YYYY-MM-DD; default today)")
+    str | None,
+    typer.Option("--as-of", help="score as of this local date (YYYY-MM-DD; default today)"),
 ]
 
 
@@ -389,6 +394,8 @@ def subscriber_show(
     """Recent deliveries with causes, features, verdict, reasons and state history."""
     from datetime import UTC, datetime
 
+    import pandas as pd
+
     settings = _settings()
     normal = _normalised(settings, msisdn)
     day = _date(as_of, "--as-of")
@@ -410,33 +417,73 @@ def subscriber_show(
         "score": float(v["score"]),
         "reasons": v["reasons"],
         "state": (state or {}).get("state", "active"),
-        "features": {k: (None if isinstance(x, float) and x != x else x) for k, x in f.items()},
+        "features": {k: (None if pd.isna(x) else x) for k, x in f.items()},
         "recent_deliveries": recent,
         "history": history,
     }
     if as_json:
         _emit_json(doc)
         return
-    out.print(f"[bold]{normal}[/]  verdict [bold]{doc['verdict']}[/] (score {doc['score']:.2f})"
-              f"  state [bold]{doc['state']}[/]", highlight=False)
+    out.print(
+        f"[bold]{normal}[/]  verdict [bold]{doc['verdict']}[/] (score {doc['score']:.2f})"
+        f"  state [bold]{doc['state']}[/]",
+        highlight=False,
+    )
     out.print(f"reasons: {doc['reasons']}", highlight=False)
     t = Table(title="recent deliveries")
     for c in ("submitted_at", "edition", "status_source", "status_code", "cause", "notify_ok"):
         t.add_column(c)
     for e in recent:
-        t.add_row(*(str(e.get(c) if e.get(c) is not None else "") for c in
-                    ("submitted_at", "edition", "status_source", "status_code", "cause", "notify_ok")))
+        t.add_row(
+            *(
+                str(e.get(c) if e.get(c) is not None else "")
+                for c in (
+                    "submitted_at",
+                    "edition",
+                    "status_source",
+                    "status_code",
+                    "cause",
+                    "notify_ok",
+                )
+            )
+        )
     out.print(t)
-    keys = ("attempts", "final", "delivered", "final_days", "failed_run", "last_delivery_day",
-            "run_start_day", "days_notified_not_fetched", "days_capacity", "days_unreachable",
-            "days_incapable", "days_invalid", "days_policy", "days_other", "tac", "brand", "model",
-            "subscription_status", "blacklisted")
-    out.print("features: " + ", ".join(f"{k}={doc['features'].get(k)}" for k in keys), highlight=False)
+    keys = (
+        "attempts",
+        "final",
+        "delivered",
+        "final_days",
+        "failed_run",
+        "last_delivery_day",
+        "run_start_day",
+        "days_notified_not_fetched",
+        "days_capacity",
+        "days_unreachable",
+        "days_incapable",
+        "days_invalid",
+        "days_policy",
+        "days_other",
+        "tac",
+        "brand",
+        "model",
+        "subscription_status",
+        "blacklisted",
+    )
+    out.print(
+        "features: " + ", ".join(f"{k}={doc['features'].get(k)}" for k in keys), highlight=False
+    )
     h = Table(title="state history")
     for c in ("at", "from_state", "to_state", "event", "cause", "evidence"):
         h.add_column(c)
     for r in history:
-        h.add_row(str(r["at"]), r["from_state"], r["to_state"], r["event"], r["cause"], r["evidence"][:120])
+        h.add_row(
+            str(r["at"]),
+            r["from_state"],
+            r["to_state"],
+            r["event"],
+            r["cause"],
+            r["evidence"][:120],
+        )
     out.print(h)
 
 
@@ -476,7 +523,9 @@ def blacklist_import(
 @blacklist_app.command("add")
 def blacklist_add(
     msisdn: Annotated[str, typer.Argument()],
-    reason: Annotated[str, typer.Option(help="complaint, staff, test, opted_out, ...")] = "unspecified",
+    reason: Annotated[
+        str, typer.Option(help="complaint, staff, test, opted_out, ...")
+    ] = "unspecified",
     until: Annotated[str | None, typer.Option(help="last day (YYYY-MM-DD); default no end")] = None,
 ) -> None:
     """Add or replace one do-not-contact entry."""
@@ -504,7 +553,9 @@ def blacklist_remove(msisdn: Annotated[str, typer.Argument()]) -> None:
 @recovery_app.command("funnel")
 def recovery_funnel(
     first: Annotated[str, typer.Option("--from", help="first local day (YYYY-MM-DD)")],
-    last: Annotated[str | None, typer.Option("--to", help="last local day (default: today)")] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="last local day (default: today)")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Subscribers flagged, remedied, recovered, suspended, probed, resumed in a period."""
@@ -516,7 +567,10 @@ def recovery_funnel(
     if as_json:
         _emit_json({"from": start.isoformat(), "to": end.isoformat(), **counts})
     else:
-        out.print(f"recovery funnel {start} to {end}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        out.print(
+            f"recovery funnel {start} to {end}: "
+            + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        )
 
 
 @recovery_app.command("probes")
@@ -533,7 +587,9 @@ def recovery_probes(as_json: JsonOpt = False) -> None:
 
 
 @recovery_app.command("cleanup-export")
-def recovery_cleanup_export(dest: Annotated[Path, typer.Argument(help="CSV file to write")]) -> None:
+def recovery_cleanup_export(
+    dest: Annotated[Path, typer.Argument(help="CSV file to write")],
+) -> None:
     """Write the subscription clean-up list (invalid or cancelled numbers): msisdn,reason,since."""
     settings = _settings()
     with _scoring_for(settings) as (_a, s):

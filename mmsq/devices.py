@@ -48,7 +48,7 @@ def read_device_table(path: Path) -> pd.DataFrame:
                 )
             ]
         )
-    frame = raw.apply(lambda s: s.str.strip())
+    frame: pd.DataFrame = raw.apply(lambda s: s.str.strip())
     line = pd.Series(range(2, len(frame) + 2), index=frame.index)
     bad_tac = ~frame["tac"].str.fullmatch(r"\d{8}")
     problems += [
@@ -103,7 +103,9 @@ class DeviceCatalogue:
         return out
 
 
-def load_devices(operator_dir: Path | None = None, shipped_dir: Path | None = None) -> DeviceCatalogue:
+def load_devices(
+    operator_dir: Path | None = None, shipped_dir: Path | None = None
+) -> DeviceCatalogue:
     """The shipped device table with the operator's rows merged over it (by TAC)."""
     shipped = (shipped_dir or shipped_rules_dir()) / DEVICES_FILE
     frames = []

@@ -25,8 +25,8 @@ from mmsq.devices import DeviceCatalogue
 
 __all__ = [
     "MASKS",
-    "SUMS",
     "SUMMARY_COLUMNS",
+    "SUMS",
     "bit_length",
     "build_features",
     "empty_summary",
@@ -181,7 +181,15 @@ def build_features(
         final > 0, np.clip(final - f["delivered"].to_numpy(), 0, None) / np.maximum(final, 1), 0.0
     )
 
-    # -- device, from the subscriber's latest IMEI's TAC -------------------------------------
+    _add_device(f, devices, catalogue)
+    _add_contact(f, subscription_status, blacklist)
+    return f
+
+
+def _add_device(
+    f: pd.DataFrame, devices: pd.DataFrame | None, catalogue: DeviceCatalogue | None
+) -> None:
+    """Device features from the subscriber's latest IMEI's TAC."""
     if devices is not None and not devices.empty:
         tac = f["msisdn"].map(devices.set_index("msisdn")["tac"]).astype("string")
     else:
@@ -198,7 +206,11 @@ def build_features(
     f["device_not_mms_capable"] = (known & ~capable).astype(np.float64)
     f["device_ota_cp"] = (known & ota).astype(np.float64)
 
-    # -- subscription and do-not-contact -----------------------------------------------------
+
+def _add_contact(
+    f: pd.DataFrame, subscription_status: pd.Series | None, blacklist: pd.DataFrame | None
+) -> None:
+    """Subscription status and do-not-contact membership."""
     if subscription_status is None:
         status = pd.Series("unknown", index=f.index, dtype="string")
     else:
@@ -207,10 +219,10 @@ def build_features(
     f["subscription_cancelled"] = (status == "cancelled").fillna(False).astype(np.float64)
     f["subscription_suspended"] = (status == "suspended").fillna(False).astype(np.float64)
     if blacklist is not None and not blacklist.empty:
-        reason = f["msisdn"].map(blacklist.drop_duplicates("msisdn").set_index("msisdn")["reason"])
+        listed = blacklist.drop_duplicates("msisdn").set_index("msisdn")["reason"]
+        reason = f["msisdn"].map(listed)
         f["blacklisted"] = reason.notna().to_numpy()
         f["blacklist_reason"] = reason.astype("string")
     else:
-        f["blacklisted"] = np.zeros(n, dtype=bool)
+        f["blacklisted"] = np.zeros(len(f), dtype=bool)
         f["blacklist_reason"] = pd.Series(pd.NA, index=f.index, dtype="string")
-    return f

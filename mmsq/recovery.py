@@ -185,8 +185,9 @@ def plan_run(
     current = states.set_index("msisdn")["state"] if not states.empty else pd.Series(dtype=object)
     known = scored["msisdn"].isin(current.index)
     relevant = known | verdicts.isin(flag | cleanup)
-    df = scored.loc[relevant, ["msisdn", "verdict", "score", "reasons", "failed_run",
-                               "last_delivery_day"]].copy()
+    df = scored.loc[
+        relevant, ["msisdn", "verdict", "score", "reasons", "failed_run", "last_delivery_day"]
+    ].copy()
     if df.empty:
         return (
             pd.DataFrame({c: pd.Series(dtype=object) for c in TRANSITION_COLUMNS}),
@@ -198,7 +199,9 @@ def plan_run(
         if prior is not None
         else State.ACTIVE.value
     )
-    df["since_day"] = prior["since_day"].fillna("").astype(str).to_numpy() if prior is not None else ""
+    df["since_day"] = (
+        prior["since_day"].fillna("").astype(str).to_numpy() if prior is not None else ""
+    )
     df = df.reset_index(drop=True)
     as_of_text = as_of.isoformat()
     stamp = pd.Timestamp(at)
@@ -249,7 +252,9 @@ def plan_run(
 
     summary = df["verdict"] + " (score " + df["score"].map("{:.2f}".format) + "): " + df["reasons"]
     free = ~df["moved"].to_numpy()
-    step(free & df["verdict"].isin(cleanup).to_numpy(), Event.CLEANUP_VERDICT, df["verdict"], summary)
+    step(
+        free & df["verdict"].isin(cleanup).to_numpy(), Event.CLEANUP_VERDICT, df["verdict"], summary
+    )
     free = ~df["moved"].to_numpy()
     step(free & df["verdict"].isin(flag).to_numpy(), Event.VERDICT, df["verdict"], summary)
 
@@ -332,9 +337,7 @@ def due_probes(
     if blacklisted is not None and len(blacklisted):
         s = s[~s["msisdn"].isin(blacklisted)]
     if s.empty:
-        return pd.DataFrame(
-            {"msisdn": [], "probe_number": [], "due_day": [], "suspended_day": []}
-        )
+        return pd.DataFrame({"msisdn": [], "probe_number": [], "due_day": [], "suspended_day": []})
     sent = s["probes_sent"].fillna(0).to_numpy(dtype=np.int64)
     start = pd.to_datetime(s["suspended_day"].astype(str)).to_numpy()
     due = start + probe_offset_days(sent, rules).astype("timedelta64[D]")
@@ -398,12 +401,13 @@ class RecoveryService:
         now = self.clock.now()
         today = self.today().isoformat()
         t = Transition(msisdn, now, current, target, event, cause, evidence)
-        new = dict(row) if row else {c: None for c in STATE_COLUMNS}
+        new = dict(row) if row else dict.fromkeys(STATE_COLUMNS)
         new.update(msisdn=msisdn, state=target.value, since=pd.Timestamp(now), since_day=today)
-        new["probes_sent"] = int(new.get("probes_sent") or 0)
+        probes = int(new.get("probes_sent") or 0)
         if event is Event.PROBE_SENT:
-            new["probes_sent"] += 1
+            probes += 1
             new["last_probe_at"] = pd.Timestamp(now)
+        new["probes_sent"] = probes
         if target not in _SUSPENDED_STATES:
             new["suspended_day"] = None
             new["probes_sent"] = 0
@@ -435,7 +439,9 @@ class RecoveryService:
         n = int(row["probes_sent"] or 0) + 1 if row else 1
         return self._apply(msisdn, Event.PROBE_SENT, f"probe {n}", evidence or f"probe {n} sent")
 
-    def record_delivery(self, msisdn: str, *, probe: bool = False, evidence: str = "") -> Transition | None:
+    def record_delivery(
+        self, msisdn: str, *, probe: bool = False, evidence: str = ""
+    ) -> Transition | None:
         """A message (``probe``: a recovery probe) was delivered. Resumes or recovers a
         subscriber who waits for one; returns None for a subscriber who was not waiting."""
         row = self.state_of(msisdn)

@@ -35,7 +35,8 @@ def score_subscribers(features: pd.DataFrame, rules: ScoringRules) -> pd.DataFra
     run is at least ``min_failed_run`` days and the window has ``window.min_final_days`` days
     with a final report. The best qualifying verdict wins (ties in ``CANDIDATE_VERDICTS``
     order). Otherwise: healthy when delivered in the window with a short failure run (and the
-    minimum evidence), else insufficient_evidence. ``best`` and ``best_score`` keep the best candidate either way.
+    minimum evidence), else insufficient_evidence. ``best`` and ``best_score`` keep the best
+    candidate either way.
     """
     n = len(features)
     run = features["failed_run"].to_numpy()
@@ -54,12 +55,12 @@ def score_subscribers(features: pd.DataFrame, rules: ScoringRules) -> pd.DataFra
     pick = masked.argmax(axis=1)
     picked_ok = eligible[np.arange(n), pick] if names else np.zeros(n, dtype=bool)
     best = scores.argmax(axis=1)
-    labels = np.array([v.value for v in names] or [Verdict.INSUFFICIENT_EVIDENCE.value], dtype=object)
-
-    healthy = (
-        (features["history"].to_numpy() > 0) & (run <= rules.healthy.max_failed_run) & enough
+    labels = np.array(
+        [v.value for v in names] or [Verdict.INSUFFICIENT_EVIDENCE.value], dtype=object
     )
-    verdict = np.where(
+
+    healthy = (features["history"].to_numpy() > 0) & (run <= rules.healthy.max_failed_run) & enough
+    verdicts = np.where(
         picked_ok,
         labels[pick],
         np.where(healthy, Verdict.HEALTHY.value, Verdict.INSUFFICIENT_EVIDENCE.value),
@@ -72,7 +73,7 @@ def score_subscribers(features: pd.DataFrame, rules: ScoringRules) -> pd.DataFra
     )
     return pd.DataFrame(
         {
-            "verdict": verdict,
+            "verdict": verdicts,
             "score": np.round(score, 3),
             "best": labels[best],
             "best_score": np.round(best_score, 3),
@@ -93,9 +94,7 @@ def _when(mask: pd.Series | np.ndarray, text: pd.Series) -> pd.Series:
     return text.where(np.asarray(mask, dtype=bool), "")
 
 
-def explain(
-    features: pd.DataFrame, scored: pd.DataFrame, rules: ScoringRules
-) -> pd.Series:
+def explain(features: pd.DataFrame, scored: pd.DataFrame, rules: ScoringRules) -> pd.Series:
     """Reasons in words for each subscriber (healthy ones get only their last delivery).
 
     Example: "5 failed days in a row since 2026-11-18; 4 of those 5 days: notification
@@ -119,7 +118,9 @@ def explain(
         acc,
         _when(
             has_run,
-            run + " failed days in a row since " + f["run_start_day"].astype(str)
+            run
+            + " failed days in a row since "
+            + f["run_start_day"].astype(str)
             + " (days with a final report and no delivery)",
         ),
     )
@@ -131,16 +132,27 @@ def explain(
         acc,
         _when(
             hist,
-            "received " + f["delivered"].astype(str) + " MMS before " + f["run_start_day"].astype(str),
+            "received "
+            + f["delivered"].astype(str)
+            + " MMS before "
+            + f["run_start_day"].astype(str),
         ),
     )
     new = f["new_subscriber"] > 0
-    acc = _join(acc, _when(new, "never received an MMS since first seen on " + f["first_seen_day"].astype(str)))
     acc = _join(
         acc,
-        _when(~hist & ~new, pd.Series(f"no MMS received in the last {rules.window.days} days", index=f.index)),
+        _when(new, "never received an MMS since first seen on " + f["first_seen_day"].astype(str)),
     )
-    device = "handset " + f["brand"].fillna("").astype(str) + " " + f["model"].fillna("").astype(str)
+    acc = _join(
+        acc,
+        _when(
+            ~hist & ~new,
+            pd.Series(f"no MMS received in the last {rules.window.days} days", index=f.index),
+        ),
+    )
+    device = (
+        "handset " + f["brand"].fillna("").astype(str) + " " + f["model"].fillna("").astype(str)
+    )
     ota = f["device_ota_cp"] > 0
     device_words = np.where(
         f["device_not_mms_capable"] > 0,
@@ -148,7 +160,7 @@ def explain(
         np.where(ota, " accepts OTA settings", " does not accept OTA settings"),
     )
     known = f["device_known"] > 0
-    acc = _join(acc, _when(known, device + pd.Series(device_words, index=f.index)))
+    acc = _join(acc, _when(known, device + pd.Series(device_words, index=f.index, dtype=object)))
     tac = f["tac"].fillna("").astype(str)
     acc = _join(acc, _when(~known & (tac != ""), "handset TAC " + tac + " not in the device table"))
     acc = _join(acc, _when(~known & (tac == ""), pd.Series("handset unknown", index=f.index)))
@@ -158,7 +170,8 @@ def explain(
         acc,
         _when(
             f["blacklisted"],
-            "on the do-not-contact list (" + f["blacklist_reason"].fillna("").astype(str)
+            "on the do-not-contact list ("
+            + f["blacklist_reason"].fillna("").astype(str)
             + "): no proactive contact",
         ),
     )
@@ -168,23 +181,35 @@ def explain(
         acc,
         _when(
             insufficient & few,
-            "only " + f["final_days"].astype(str) + f" days with a final report in {rules.window.days} days",
+            "only "
+            + f["final_days"].astype(str)
+            + f" days with a final report in {rules.window.days} days",
         ),
     )
-    closest = "not conclusive: closest is " + s["best"].astype(str) + " (score " + s[
-        "best_score"
-    ].map("{:.2f}".format) + ")"
-    needs = s["best"].map(
-        {v.value: r.min_failed_run for v, r in rules.verdicts.items()}
-    ).fillna(0).astype(int)
+    closest = (
+        "not conclusive: closest is "
+        + s["best"].astype(str)
+        + " (score "
+        + s["best_score"].map("{:.2f}".format)
+        + ")"
+    )
+    needs = (
+        s["best"]
+        .map({v.value: r.min_failed_run for v, r in rules.verdicts.items()})
+        .fillna(0)
+        .astype(int)
+    )
     short = f["failed_run"] < needs
     acc = _join(
         acc,
         _when(
             insufficient & ~few & (s["best_score"] > 0),
             closest
-            + pd.Series(np.where(short, ", which needs " + needs.astype(str) + " failed days", ""),
-                        index=f.index),
+            + pd.Series(
+                np.where(short, ", which needs " + needs.astype(str) + " failed days", ""),
+                index=f.index,
+                dtype=object,
+            ),
         ),
     )
     out.loc[rest] = acc

@@ -81,5 +81,11 @@ class RecoveryStore(Protocol):
         """Columns event, to_state, cause, subscribers (distinct) for ``start <= at < end``."""
         ...
 
-    def record_run(self, run_id: str, as_of: date, started_at: datetime,
-                   finished_at: datetime, summary: dict[str, Any]) -> None: ...
+    def record_run(
+        self,
+        run_id: str,
+        as_of: date,
+        started_at: datetime,
+        finished_at: datetime,
+        summary: dict[str, Any],
+    ) -> None: ...

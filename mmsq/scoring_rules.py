@@ -88,9 +88,7 @@ class VerdictRule(_Frozen):
     def _known_features(cls, v: dict[str, float]) -> dict[str, float]:
         unknown = sorted(set(v) - set(SCORE_FEATURES))
         if unknown:
-            raise ValueError(
-                f"unknown features {unknown}; known: {', '.join(SCORE_FEATURES)}"
-            )
+            raise ValueError(f"unknown features {unknown}; known: {', '.join(SCORE_FEATURES)}")
         if not v:
             raise ValueError("at least one weight is needed")
         return v

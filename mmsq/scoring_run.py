@@ -59,6 +59,10 @@ class ScoringResult:
         }
 
 
+def _counts(values: pd.Series) -> Counter[str]:
+    return Counter({str(k): int(v) for k, v in values.value_counts().items()})
+
+
 class ScoringService:
     """Scores every subscriber seen in the window and moves the recovery state machine."""
 
@@ -108,7 +112,7 @@ class ScoringService:
                 [missing, pd.Series([m for m in msisdns if m not in set(summary["msisdn"])])]
             ).drop_duplicates()
         if len(missing):
-            extra = pd.DataFrame({c: 0 for c in SUMMARY_COLUMNS[1:]}, index=range(len(missing)))
+            extra = pd.DataFrame(dict.fromkeys(SUMMARY_COLUMNS[1:], 0), index=range(len(missing)))
             extra.insert(0, "msisdn", missing.to_numpy())
             summary = pd.concat([summary, extra], ignore_index=True)
         devices = self.source.subscriber_devices(msisdns)
@@ -152,13 +156,14 @@ class ScoringService:
             first_day=first,
             frame=scored,
             transitions=transitions,
-            by_verdict=Counter(scored["verdict"].value_counts().to_dict()),
-            by_transition=Counter(
-                (transitions["from_state"] + "->" + transitions["to_state"]).value_counts().to_dict()
-            ),
-            by_state=Counter(scored["state"].value_counts().to_dict()),
+            by_verdict=_counts(scored["verdict"]),
+            by_transition=_counts(transitions["from_state"] + "->" + transitions["to_state"]),
+            by_state=_counts(scored["state"]),
         )
         self.recovery.record_run(run_id, last, started, self.clock.now(), result.as_dict())
-        log.info("scoring run", run_id=run_id, **{k: v for k, v in result.as_dict().items()
-                                                  if k in ("subscribers", "by_verdict")})
+        log.info(
+            "scoring run",
+            run_id=run_id,
+            **{k: v for k, v in result.as_dict().items() if k in ("subscribers", "by_verdict")},
+        )
         return result

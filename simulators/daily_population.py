@@ -12,9 +12,9 @@ is the independent ground truth.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,11 +94,57 @@ def device_table() -> pd.DataFrame:
     """The device rows the population uses, in the ``rules/devices.csv`` format."""
     frame = pd.DataFrame(
         DEVICE_ROWS,
-        columns=["tac", "brand", "model", "mms_capable", "ota_cp", "cp_security", "settings_profile"],
+        columns=[
+            "tac",
+            "brand",
+            "model",
+            "mms_capable",
+            "ota_cp",
+            "cp_security",
+            "settings_profile",
+        ],
     )
     for c in ("mms_capable", "ota_cp"):
         frame[c] = frame[c].map({True: "true", False: "false"})
     return frame
+
+
+def _fill(
+    rows: dict[str, np.ndarray],
+    failing: np.ndarray,
+    pid: np.ndarray,
+    coin: np.ndarray,
+    names: list[str],
+) -> None:
+    """Each day's outcome by profile: healthy before the failures start, then the profile's."""
+
+    def put(mask: np.ndarray, **values: int) -> None:
+        for col, v in values.items():
+            rows[col][mask] = v
+
+    ok = ~failing
+    # healthy days: delivered, with an occasional day powered off
+    put(ok & (coin >= 0.03), delivered=2, c_delivered=2)
+    put(ok & (coin < 0.03), c_unreachable=2)
+    p = {name: failing & (pid == names.index(name)) for name in names}
+    for name in ("misconfigured", "misconfigured_new"):
+        put(p[name] & (coin < 0.9), notified_not_fetched=2, c_not_fetched=2)
+        put(p[name] & (coin >= 0.9), c_unreachable=2)
+    put(p["incapable_new"] & (coin < 0.5), notified_not_fetched=2, c_not_fetched=2)
+    put(p["incapable_new"] & (coin >= 0.5), c_terminal_incapable=2)
+    put(p["capacity"] & (coin < 0.9), c_terminal_capacity=2)
+    put(
+        p["capacity"] & (coin >= 0.9),
+        c_terminal_capacity=1,
+        c_not_fetched=1,
+        notified_not_fetched=1,
+    )
+    for name in ("unreachable", "unreachable_short"):
+        put(p[name] & (coin < 0.5), c_unreachable=2)
+        put(p[name] & (coin >= 0.5), c_not_fetched=2)
+    put(p["invalid"], c_subscriber_invalid=2)
+    put(p["policy"], c_policy_blocked=2)
+    put(p["transient"], c_network_transient=2)
 
 
 def _chunk(spec: PopulationSpec, start: int, n: int, rng: np.random.Generator) -> PopulationChunk:
@@ -127,30 +173,7 @@ def _chunk(spec: PopulationSpec, start: int, n: int, rng: np.random.Generator) -
     rows = {c: np.zeros(n * d, dtype=np.int16) for c in _COUNTERS}
     rows["attempts"][:] = 2
     rows["final"][:] = 2
-
-    def put(mask: np.ndarray, **values: int) -> None:
-        for col, v in values.items():
-            rows[col][mask] = v
-
-    ok = ~failing
-    # healthy days: delivered, with an occasional day powered off
-    put(ok & (coin >= 0.03), delivered=2, c_delivered=2)
-    put(ok & (coin < 0.03), c_unreachable=2)
-    p = {name: failing & (pid == names.index(name)) for name in names}
-    for name in ("misconfigured", "misconfigured_new"):
-        put(p[name] & (coin < 0.9), notified_not_fetched=2, c_not_fetched=2)
-        put(p[name] & (coin >= 0.9), c_unreachable=2)
-    put(p["incapable_new"] & (coin < 0.5), notified_not_fetched=2, c_not_fetched=2)
-    put(p["incapable_new"] & (coin >= 0.5), c_terminal_incapable=2)
-    put(p["capacity"] & (coin < 0.9), c_terminal_capacity=2)
-    put(p["capacity"] & (coin >= 0.9), c_terminal_capacity=1, c_not_fetched=1, notified_not_fetched=1)
-    for name in ("unreachable", "unreachable_short"):
-        put(p[name] & (coin < 0.5), c_unreachable=2)
-        put(p[name] & (coin >= 0.5), c_not_fetched=2)
-    put(p["invalid"], c_subscriber_invalid=2)
-    put(p["policy"], c_policy_blocked=2)
-    put(p["transient"], c_network_transient=2)
-    put(p["few_days"], delivered=0, c_delivered=0, c_unreachable=2)
+    _fill(rows, failing, pid, coin, names)
 
     days = np.array([spec.last_day - timedelta(days=d - 1 - k) for k in range(d)], dtype=object)
     noon = np.array(
@@ -159,11 +182,10 @@ def _chunk(spec: PopulationSpec, start: int, n: int, rng: np.random.Generator) -
             for x in days
         ]
     )
-    keep = alive
-    daily = pd.DataFrame({"msisdn": msisdn[sub[keep]], "day": days[j[keep]]})
+    daily = pd.DataFrame({"msisdn": msisdn[sub[alive]], "day": days[j[alive]]})
     for c in _COUNTERS:
-        daily[c] = rows[c][keep]
-    daily["last_ts"] = noon[j[keep]]
+        daily[c] = rows[c][alive]
+    daily["last_ts"] = noon[j[alive]]
 
     incapable = profile == names.index("incapable_new")
     tac = np.where(
@@ -171,7 +193,9 @@ def _chunk(spec: PopulationSpec, start: int, n: int, rng: np.random.Generator) -
         _INCAPABLE[rng.integers(0, len(_INCAPABLE), size=n)],
         _CAPABLE[rng.integers(0, len(_CAPABLE), size=n)],
     )
-    imei = np.char.add(tac.astype(str), np.char.zfill(rng.integers(0, 10**7, size=n).astype(str), 7))
+    imei = np.char.add(
+        tac.astype(str), np.char.zfill(rng.integers(0, 10**7, size=n).astype(str), 7)
+    )
     devices = pd.DataFrame(
         {"msisdn": msisdn, "imei": imei, "tac": tac, "seen_ts": np.full(n, noon[0], dtype=np.int64)}
     )

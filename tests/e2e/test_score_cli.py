@@ -22,15 +22,16 @@ def test_blacklist_score_show_and_export(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     device_table().to_csv(tmp_path / "rules" / "devices.csv", index=False)
     (tmp_path / "config.toml").write_text('[rules]\ndir = "rules"\n')
-    misconfigured = next(
-        t.msisdn for t in truth[0].itertuples() if t.profile == "misconfigured"
-    )
+    misconfigured = next(t.msisdn for t in truth[0].itertuples() if t.profile == "misconfigured")
     national = misconfigured.removeprefix("+86")
 
     (tmp_path / "dnc.csv").write_text(f"msisdn,reason,until\n{national},complaint,\nbogus,test,\n")
     r = run(["blacklist", "import", "--json", "dnc.csv"], tmp_path)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"stored": 1, "rejected": [{"line": 3, "reason": "invalid MSISDN"}]}
+    assert json.loads(r.stdout) == {
+        "stored": 1,
+        "rejected": [{"line": 3, "reason": "invalid MSISDN"}],
+    }
 
     r = run(["score", "--json", "--as-of", "2026-11-22", "--export", "verdicts.csv"], tmp_path)
     assert r.returncode == 0, r.stderr
@@ -45,8 +46,17 @@ def test_blacklist_score_show_and_export(tmp_path: Path) -> None:
     assert mine["verdict"] == "terminal_misconfigured"
     assert "do-not-contact list (complaint)" in mine["reasons"]
 
-    r = run(["subscriber", "show", "--json", "--as-of", "2026-11-22",
-             national[:3] + " " + national[3:7] + " " + national[7:]], tmp_path)
+    r = run(
+        [
+            "subscriber",
+            "show",
+            "--json",
+            "--as-of",
+            "2026-11-22",
+            national[:3] + " " + national[3:7] + " " + national[7:],
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     shown = json.loads(r.stdout)
     assert shown["msisdn"] == misconfigured

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+
 from mmsq.adapters.sql_schema import metadata
 from mmsq.adapters.sql_store import SqlStore
 

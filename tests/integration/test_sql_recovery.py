@@ -204,9 +204,18 @@ def test_blacklist_import_until_and_remove(world: World, tmp_path: Path) -> None
 def test_recent_events_newest_first(world: World) -> None:
     m = "+8613800138000"
     rows = [
-        {"event_key": k, "msisdn": m, "message_id": f"m{k}", "edition": f"e{k}",
-         "status_source": "mm7", "status_code": "Expired", "cause": "not_fetched", "final": True,
-         "submitted_ts": 1_790_000_000 + k, "day": LAST}
+        {
+            "event_key": k,
+            "msisdn": m,
+            "message_id": f"m{k}",
+            "edition": f"e{k}",
+            "status_source": "mm7",
+            "status_code": "Expired",
+            "cause": "not_fetched",
+            "final": True,
+            "submitted_ts": 1_790_000_000 + k,
+            "day": LAST,
+        }
         for k in range(5)
     ]
     with world.store.engine.begin() as conn:

@@ -54,7 +54,7 @@ def test_transitions_not_in_the_table_are_refused(state: State, event: Event) ->
 
 
 def test_every_state_but_active_can_be_reached() -> None:
-    assert {t for t in TRANSITIONS.values()} == set(State) - {State.ACTIVE}
+    assert set(TRANSITIONS.values()) == set(State) - {State.ACTIVE}
 
 
 def scored(verdict: str, failed_run: int = 4, last_delivery: str = "") -> pd.DataFrame:
@@ -75,8 +75,11 @@ def scored(verdict: str, failed_run: int = 4, last_delivery: str = "") -> pd.Dat
 def states(state: str | None, since_day: str = "2026-11-15", **extra: object) -> pd.DataFrame:
     if state is None:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in STATE_COLUMNS})
-    row = {c: None for c in STATE_COLUMNS} | {
-        "msisdn": M, "state": state, "since_day": since_day, "probes_sent": 0,
+    row = dict.fromkeys(STATE_COLUMNS) | {
+        "msisdn": M,
+        "state": state,
+        "since_day": since_day,
+        "probes_sent": 0,
         "since": pd.Timestamp("2026-11-15T02:00Z"),
     }
     row.update(extra)
@@ -92,38 +95,145 @@ RUN_CASES = [
     # (id, verdict, failed run, last delivery day, current state, since day, expected transitions)
     ("healthy subscriber: nothing", "healthy", 0, "2026-11-22", None, "", []),
     ("insufficient evidence: nothing", "insufficient_evidence", 3, "2026-11-18", None, "", []),
-    ("misconfigured is flagged", "terminal_misconfigured", 4, "2026-11-18", None, "",
-     [("active", "flagged", "verdict", "terminal_misconfigured")]),
-    ("long failure: flagged then suspended", "terminal_capacity", 12, "2026-11-10", None, "",
-     [("active", "flagged", "verdict", "terminal_capacity"),
-      ("flagged", "suspended", "suspend_threshold_reached", "12 failed days")]),
-    ("already flagged, same verdict: nothing", "terminal_misconfigured", 5, "2026-11-17",
-     "flagged", "2026-11-20", []),
-    ("flagged reaches the threshold", "terminal_misconfigured", 10, "2026-11-12", "flagged",
-     "2026-11-20", [("flagged", "suspended", "suspend_threshold_reached", "10 failed days")]),
-    ("remedied reaches the threshold", "terminal_misconfigured", 11, "2026-11-11", "remedied",
-     "2026-11-20", [("remedied", "suspended", "suspend_threshold_reached", "11 failed days")]),
-    ("recovery without any remedy", "healthy", 0, "2026-11-21", "flagged", "2026-11-18",
-     [("flagged", "recovered", "delivered", "self")]),
-    ("recovery after a remedy", "healthy", 0, "2026-11-21", "remedied", "2026-11-19",
-     [("remedied", "recovered", "delivered", "remedy")]),
-    ("delivery on the day of flagging does not count", "healthy", 0, "2026-11-18", "flagged",
-     "2026-11-18", []),
-    ("suspended subscriber delivered again resumes", "insufficient_evidence", 0, "2026-11-21",
-     "suspended", "2026-11-10", [("suspended", "resumed", "delivered", "self")]),
-    ("probing subscriber delivered again resumes by the probe", "healthy", 0, "2026-11-21",
-     "probing", "2026-11-17", [("probing", "resumed", "delivered", "probe")]),
-    ("cancelled number goes to clean-up, not probing", "subscriber_invalid", 12, "", None, "",
-     [("active", "invalid", "cleanup_verdict", "subscriber_invalid")]),
-    ("flagged number found invalid goes to clean-up", "subscriber_invalid", 3, "", "flagged",
-     "2026-11-18", [("flagged", "invalid", "cleanup_verdict", "subscriber_invalid")]),
-    ("suspended number found invalid goes to clean-up", "subscriber_invalid", 3, "", "probing",
-     "2026-11-18", [("probing", "invalid", "cleanup_verdict", "subscriber_invalid")]),
+    (
+        "misconfigured is flagged",
+        "terminal_misconfigured",
+        4,
+        "2026-11-18",
+        None,
+        "",
+        [("active", "flagged", "verdict", "terminal_misconfigured")],
+    ),
+    (
+        "long failure: flagged then suspended",
+        "terminal_capacity",
+        12,
+        "2026-11-10",
+        None,
+        "",
+        [
+            ("active", "flagged", "verdict", "terminal_capacity"),
+            ("flagged", "suspended", "suspend_threshold_reached", "12 failed days"),
+        ],
+    ),
+    (
+        "already flagged, same verdict: nothing",
+        "terminal_misconfigured",
+        5,
+        "2026-11-17",
+        "flagged",
+        "2026-11-20",
+        [],
+    ),
+    (
+        "flagged reaches the threshold",
+        "terminal_misconfigured",
+        10,
+        "2026-11-12",
+        "flagged",
+        "2026-11-20",
+        [("flagged", "suspended", "suspend_threshold_reached", "10 failed days")],
+    ),
+    (
+        "remedied reaches the threshold",
+        "terminal_misconfigured",
+        11,
+        "2026-11-11",
+        "remedied",
+        "2026-11-20",
+        [("remedied", "suspended", "suspend_threshold_reached", "11 failed days")],
+    ),
+    (
+        "recovery without any remedy",
+        "healthy",
+        0,
+        "2026-11-21",
+        "flagged",
+        "2026-11-18",
+        [("flagged", "recovered", "delivered", "self")],
+    ),
+    (
+        "recovery after a remedy",
+        "healthy",
+        0,
+        "2026-11-21",
+        "remedied",
+        "2026-11-19",
+        [("remedied", "recovered", "delivered", "remedy")],
+    ),
+    (
+        "delivery on the day of flagging does not count",
+        "healthy",
+        0,
+        "2026-11-18",
+        "flagged",
+        "2026-11-18",
+        [],
+    ),
+    (
+        "suspended subscriber delivered again resumes",
+        "insufficient_evidence",
+        0,
+        "2026-11-21",
+        "suspended",
+        "2026-11-10",
+        [("suspended", "resumed", "delivered", "self")],
+    ),
+    (
+        "probing subscriber delivered again resumes by the probe",
+        "healthy",
+        0,
+        "2026-11-21",
+        "probing",
+        "2026-11-17",
+        [("probing", "resumed", "delivered", "probe")],
+    ),
+    (
+        "cancelled number goes to clean-up, not probing",
+        "subscriber_invalid",
+        12,
+        "",
+        None,
+        "",
+        [("active", "invalid", "cleanup_verdict", "subscriber_invalid")],
+    ),
+    (
+        "flagged number found invalid goes to clean-up",
+        "subscriber_invalid",
+        3,
+        "",
+        "flagged",
+        "2026-11-18",
+        [("flagged", "invalid", "cleanup_verdict", "subscriber_invalid")],
+    ),
+    (
+        "suspended number found invalid goes to clean-up",
+        "subscriber_invalid",
+        3,
+        "",
+        "probing",
+        "2026-11-18",
+        [("probing", "invalid", "cleanup_verdict", "subscriber_invalid")],
+    ),
     ("invalid stays invalid", "subscriber_invalid", 20, "", "invalid", "2026-11-01", []),
-    ("recovered relapses", "terminal_capacity", 4, "2026-11-18", "recovered", "2026-11-10",
-     [("recovered", "flagged", "verdict", "terminal_capacity")]),
-    ("resumed relapses", "unreachable", 8, "2026-11-14", "resumed", "2026-11-12",
-     [("resumed", "flagged", "verdict", "unreachable")]),
+    (
+        "recovered relapses",
+        "terminal_capacity",
+        4,
+        "2026-11-18",
+        "recovered",
+        "2026-11-10",
+        [("recovered", "flagged", "verdict", "terminal_capacity")],
+    ),
+    (
+        "resumed relapses",
+        "unreachable",
+        8,
+        "2026-11-14",
+        "resumed",
+        "2026-11-12",
+        [("resumed", "flagged", "verdict", "unreachable")],
+    ),
 ]
 
 
@@ -133,7 +243,11 @@ RUN_CASES = [
     ids=[c[0] for c in RUN_CASES],
 )
 def test_scoring_run_transitions(
-    verdict: str, run_days: int, last: str, state: str | None, since: str,
+    verdict: str,
+    run_days: int,
+    last: str,
+    state: str | None,
+    since: str,
     expected: list[tuple[str, str, str, str]],
 ) -> None:
     got, new = run(scored(verdict, run_days, last), states(state, since))
@@ -146,7 +260,9 @@ def test_scoring_run_transitions(
 
 
 def test_suspension_records_the_day_and_reason() -> None:
-    _t, new = plan_run(scored("terminal_capacity", 12, "2026-11-10"), states(None), RULES, AS_OF, AT, "r")
+    _t, new = plan_run(
+        scored("terminal_capacity", 12, "2026-11-10"), states(None), RULES, AS_OF, AT, "r"
+    )
     row = new.iloc[0]
     assert row["suspended_day"] == "2026-11-22"
     assert row["reason"] == "terminal_capacity (score 0.90): because"
@@ -169,9 +285,14 @@ def test_transitions_carry_time_evidence_and_run() -> None:
         (3, "2026-09-09", date(2026, 11, 22)),  # 14 + 60
     ],
 )
-def test_probes_follow_the_escalating_schedule(probes_sent: int, suspended_day: str, due: date) -> None:
-    st = states("probing" if probes_sent else "suspended", suspended_day=suspended_day,
-                probes_sent=probes_sent)
+def test_probes_follow_the_escalating_schedule(
+    probes_sent: int, suspended_day: str, due: date
+) -> None:
+    st = states(
+        "probing" if probes_sent else "suspended",
+        suspended_day=suspended_day,
+        probes_sent=probes_sent,
+    )
     got = due_probes(st, RULES, AS_OF)
     assert got[["probe_number", "due_day"]].values.tolist() == [[probes_sent + 1, due]]
     assert due_probes(st, RULES, date(2026, 11, 21)).empty

@@ -40,14 +40,23 @@ def test_operator_file_overrides_one_key_and_keeps_the_rest(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("body", "key", "words"),
     [
-        ("[verdicts.unreachable.weights]\nmoon_phase = 1.0\n", "verdicts.unreachable.weights",
-         "unknown features ['moon_phase']"),
+        (
+            "[verdicts.unreachable.weights]\nmoon_phase = 1.0\n",
+            "verdicts.unreachable.weights",
+            "unknown features ['moon_phase']",
+        ),
         ("[window]\ndays = 90\n", "window.days", "less than or equal to 62"),
-        ("[verdicts.healthy]\nmin_score = 0.5\nmin_failed_run = 1\nweights = { history = 1.0 }\n",
-         "verdicts", "not scored verdicts"),
+        (
+            "[verdicts.healthy]\nmin_score = 0.5\nmin_failed_run = 1\nweights = { history = 1.0 }\n",
+            "verdicts",
+            "not scored verdicts",
+        ),
         ("[recovery]\nprobe_after_days = [14, 7]\n", "recovery.probe_after_days", "increasing"),
-        ("[recovery]\nflag_verdicts = [\"subscriber_invalid\"]\n", "recovery",
-         "both flagged and cleaned up"),
+        (
+            '[recovery]\nflag_verdicts = ["subscriber_invalid"]\n',
+            "recovery",
+            "both flagged and cleaned up",
+        ),
     ],
 )
 def test_bad_rules_name_file_and_key(tmp_path: Path, body: str, key: str, words: str) -> None:
@@ -64,7 +73,11 @@ def test_device_fixture_reads_booleans() -> None:
     table = read_device_table(FIXTURE)
     assert len(table) == 20
     nokia = table.set_index("tac").loc["35332003"]
-    assert (nokia["brand"], bool(nokia["mms_capable"]), bool(nokia["ota_cp"])) == ("Nokia", True, True)
+    assert (nokia["brand"], bool(nokia["mms_capable"]), bool(nokia["ota_cp"])) == (
+        "Nokia",
+        True,
+        True,
+    )
 
 
 def test_device_table_errors_give_line_numbers(tmp_path: Path) -> None:
@@ -116,15 +129,25 @@ def test_evaluation_precision_recall_and_confusion() -> None:
     predicted = pd.DataFrame(
         {
             "msisdn": ["a", "b", "c", "d", "e"],
-            "verdict": ["terminal_misconfigured", "terminal_misconfigured", "terminal_capacity",
-                        "unreachable", "healthy"],
+            "verdict": [
+                "terminal_misconfigured",
+                "terminal_misconfigured",
+                "terminal_capacity",
+                "unreachable",
+                "healthy",
+            ],
         }
     )
     truth = pd.DataFrame(
         {
             "msisdn": ["a", "b", "c", "d", "f"],
-            "expected_verdict": ["terminal_misconfigured", "terminal_capacity",
-                                 "terminal_capacity", "healthy", "healthy"],
+            "expected_verdict": [
+                "terminal_misconfigured",
+                "terminal_capacity",
+                "terminal_capacity",
+                "healthy",
+                "healthy",
+            ],
         }
     )
     ev = evaluate(predicted, truth)

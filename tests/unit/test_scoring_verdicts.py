@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -12,8 +13,6 @@ from mmsq.devices import DeviceCatalogue, read_device_table
 from mmsq.features import bit_length, build_features, popcount, summarise_window
 from mmsq.scoring import explain, score_subscribers
 from mmsq.scoring_rules import load_scoring_rules
-
-import numpy as np
 
 LAST = date(2026, 11, 22)
 WINDOW = 30
@@ -52,7 +51,9 @@ def daily(msisdn: str, pattern: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def catalogue() -> DeviceCatalogue:
-    return DeviceCatalogue(read_device_table(Path(__file__).parent.parent / "fixtures" / "devices.csv"))
+    return DeviceCatalogue(
+        read_device_table(Path(__file__).parent.parent / "fixtures" / "devices.csv")
+    )
 
 
 def assess(
@@ -66,7 +67,7 @@ def assess(
     frame = daily(msisdn, pattern)
     summary = summarise_window(frame, FIRST, LAST)
     if summary.empty:  # no history: the subscriber is known (a state, a device) but silent
-        summary = pd.DataFrame([{c: 0 for c in summary.columns} | {"msisdn": msisdn}])
+        summary = pd.DataFrame([dict.fromkeys(summary.columns, 0) | {"msisdn": msisdn}])
     rules = load_scoring_rules()
     f = build_features(
         summary,
@@ -75,7 +76,9 @@ def assess(
         devices=pd.DataFrame({"msisdn": [msisdn], "tac": [tac]}) if tac else None,
         catalogue=catalogue,
         subscription_status=pd.Series([status]),
-        blacklist=pd.DataFrame({"msisdn": [msisdn], "reason": [blacklisted]}) if blacklisted else None,
+        blacklist=pd.DataFrame({"msisdn": [msisdn], "reason": [blacklisted]})
+        if blacklisted
+        else None,
     )
     scored = score_subscribers(f, rules)
     scored["reasons"] = explain(f, scored, rules)
@@ -88,37 +91,89 @@ CASES = [
     ("too few days", "DD", NOKIA_6300, "unknown", "insufficient_evidence"),
     ("delivered every day", "D" * 30, NOKIA_6300, "unknown", "healthy"),
     ("one failed day is not a run", "D" * 29 + "U", NOKIA_6300, "unknown", "healthy"),
-    ("received before, now notified but never fetched", "D" * 24 + "N" * 6, NOKIA_6300, "unknown",
-     "terminal_misconfigured"),
-    ("misconfigured with a day powered off", "D" * 20 + "NNUNNN", IPHONE_4, "unknown",
-     "terminal_misconfigured"),
-    ("new MMS handset never fetched from day one", "." * 20 + "N" * 10, NOKIA_6300, "unknown",
-     "terminal_misconfigured"),
-    ("new subscriber failing from day one on a non-MMS handset", "." * 20 + "N" * 10, NOKIA_1100,
-     "unknown", "terminal_incapable"),
-    ("incapable codes on an unknown handset", "." * 22 + "I" * 8, None, "unknown",
-     "terminal_incapable"),
+    (
+        "received before, now notified but never fetched",
+        "D" * 24 + "N" * 6,
+        NOKIA_6300,
+        "unknown",
+        "terminal_misconfigured",
+    ),
+    (
+        "misconfigured with a day powered off",
+        "D" * 20 + "NNUNNN",
+        IPHONE_4,
+        "unknown",
+        "terminal_misconfigured",
+    ),
+    (
+        "new MMS handset never fetched from day one",
+        "." * 20 + "N" * 10,
+        NOKIA_6300,
+        "unknown",
+        "terminal_misconfigured",
+    ),
+    (
+        "new subscriber failing from day one on a non-MMS handset",
+        "." * 20 + "N" * 10,
+        NOKIA_1100,
+        "unknown",
+        "terminal_incapable",
+    ),
+    (
+        "incapable codes on an unknown handset",
+        "." * 22 + "I" * 8,
+        None,
+        "unknown",
+        "terminal_incapable",
+    ),
     ("memory full", "D" * 24 + "C" * 6, NOKIA_6300, "unknown", "terminal_capacity"),
-    ("memory full, not misconfigured, despite a not-fetched day", "D" * 22 + "CCNCCCCC", NOKIA_6300,
-     "unknown", "terminal_capacity"),
-    ("powered off for a week and more", "D" * 20 + "UFUFUFUFUF", NOKIA_6300, "unknown",
-     "unreachable"),
-    ("powered off for three days: not yet actionable", "D" * 27 + "UUU", NOKIA_6300, "unknown",
-     "insufficient_evidence"),
+    (
+        "memory full, not misconfigured, despite a not-fetched day",
+        "D" * 22 + "CCNCCCCC",
+        NOKIA_6300,
+        "unknown",
+        "terminal_capacity",
+    ),
+    (
+        "powered off for a week and more",
+        "D" * 20 + "UFUFUFUFUF",
+        NOKIA_6300,
+        "unknown",
+        "unreachable",
+    ),
+    (
+        "powered off for three days: not yet actionable",
+        "D" * 27 + "UUU",
+        NOKIA_6300,
+        "unknown",
+        "insufficient_evidence",
+    ),
     ("cancelled number", "D" * 25 + "XXXXX", NOKIA_6300, "unknown", "subscriber_invalid"),
-    ("cancelled subscription, transient errors", "D" * 25 + "TTTTT", NOKIA_6300, "cancelled",
-     "subscriber_invalid"),
+    (
+        "cancelled subscription, transient errors",
+        "D" * 25 + "TTTTT",
+        NOKIA_6300,
+        "cancelled",
+        "subscriber_invalid",
+    ),
     ("opted out", "D" * 25 + "PPPPP", NOKIA_6300, "unknown", "policy_blocked"),
     ("suspended by billing", "D" * 25 + "SSSSS", NOKIA_6300, "unknown", "policy_blocked"),
-    ("network trouble is not the subscriber's", "D" * 24 + "T" * 6, NOKIA_6300, "unknown",
-     "insufficient_evidence"),
+    (
+        "network trouble is not the subscriber's",
+        "D" * 24 + "T" * 6,
+        NOKIA_6300,
+        "unknown",
+        "insufficient_evidence",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("pattern", "tac", "status", "expected"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_verdict(catalogue: DeviceCatalogue, pattern: str, tac: str | None, status: str,
-                 expected: str) -> None:
+@pytest.mark.parametrize(
+    ("pattern", "tac", "status", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_verdict(
+    catalogue: DeviceCatalogue, pattern: str, tac: str | None, status: str, expected: str
+) -> None:
     _f, s = assess(catalogue, pattern, tac, status)
     assert s["verdict"] == expected, s["reasons"]
 
