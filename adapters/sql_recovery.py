@@ -56,6 +56,26 @@ def _from_epoch(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values.astype("Int64"), unit="s", utc=True)
 
 
+def _columns(
+    rows: list[tuple[Any, ...]], names: Sequence[str], *, ints: bool = True
+) -> pd.DataFrame:
+    """Rows -> a frame, column by column: text first column, the rest int64 (or text)."""
+    if not rows:
+        return pd.DataFrame({n: pd.Series(dtype=object if i == 0 or not ints else np.int64)
+                             for i, n in enumerate(names)})
+    cols = list(zip(*rows, strict=True))
+    data: dict[str, Any] = {names[0]: np.array(cols[0], dtype=object)}
+    for name, col in zip(names[1:], cols[1:], strict=True):
+        if ints:
+            try:
+                data[name] = np.array(col, dtype=np.int64)
+            except TypeError:  # NULLs
+                data[name] = np.array([0 if v is None else v for v in col], dtype=np.int64)
+        else:
+            data[name] = np.array(col, dtype=object)
+    return pd.DataFrame(data)
+
+
 class SqlRecoveryStore:
     """Implements ScoringSource, BlacklistStore and RecoveryStore on a SQLAlchemy engine."""
 
@@ -114,6 +134,12 @@ class SqlRecoveryStore:
 
     def _fetch_summary(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         with self.engine.connect() as conn:
+            if self.dialect == "sqlite":  # the raw cursor: no per-row result processing
+                cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    return list(cur.execute(sql, params).fetchall())
+                finally:
+                    cur.close()
             return [tuple(r) for r in conn.execute(sa.text(sql), params)]
 
     def window_summary(
@@ -146,11 +172,7 @@ class SqlRecoveryStore:
                     rows += part_rows
         else:
             rows = self._fetch_summary(self._summary_sql(""), base)
-        frame = pd.DataFrame.from_records(rows, columns=list(SUMMARY_COLUMNS))
-        frame["msisdn"] = frame["msisdn"].astype("string")
-        for c in SUMMARY_COLUMNS[1:]:
-            frame[c] = frame[c].fillna(0).astype(np.int64)
-        return frame.sort_values("msisdn", ignore_index=True)
+        return _columns(rows, SUMMARY_COLUMNS).sort_values("msisdn", ignore_index=True)
 
     def _msisdn_bounds(self, parts: int) -> list[str]:
         """MSISDNs splitting subscriber_devices/daily_aggregates into ``parts`` ranges."""
@@ -172,7 +194,12 @@ class SqlRecoveryStore:
         q = "SELECT msisdn, tac FROM subscriber_devices"
         with self.engine.connect() as conn:
             if msisdns is None:
-                rows = conn.exec_driver_sql(q).fetchall()
+                cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    cur.execute(q)
+                    rows = cur.fetchall()
+                finally:
+                    cur.close()
             else:
                 rows = []
                 for i in range(0, len(msisdns), _IN_CHUNK):
@@ -183,7 +210,7 @@ class SqlRecoveryStore:
                         ),
                         {"m": part},
                     ).fetchall()
-        return pd.DataFrame.from_records([tuple(r) for r in rows], columns=["msisdn", "tac"])
+        return _columns([tuple(r) for r in rows], ("msisdn", "tac"), ints=False)
 
     # -- BlacklistStore ------------------------------------------------------------------
 

@@ -96,8 +96,8 @@ class DeviceCatalogue:
         known = hit.notna()
         out = pd.DataFrame(index=tacs.index)
         out["known"] = known.to_numpy(dtype=bool)
-        out["brand"] = tacs.map(table["brand"]).astype("string")
-        out["model"] = hit.astype("string")
+        out["brand"] = tacs.map(table["brand"]).astype(object)
+        out["model"] = hit.astype(object)
         for col in ("mms_capable", "ota_cp"):
             out[col] = tacs.map(table[col]).astype("boolean")
         return out

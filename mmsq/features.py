@@ -83,7 +83,7 @@ def bit_length(values: np.ndarray) -> np.ndarray:
 
 def empty_summary() -> pd.DataFrame:
     return pd.DataFrame(
-        {c: pd.Series(dtype="string" if c == "msisdn" else "int64") for c in SUMMARY_COLUMNS}
+        {c: pd.Series(dtype=object if c == "msisdn" else "int64") for c in SUMMARY_COLUMNS}
     )
 
 
@@ -111,7 +111,7 @@ def summarise_window(daily: pd.DataFrame, first_day: date, last_day: date) -> pd
                 hit |= frame[col].fillna(0).to_numpy() > 0
         parts[name] = np.where(hit, bit, 0)
     summary = pd.DataFrame(parts).groupby("msisdn", sort=True).sum().reset_index()
-    summary["msisdn"] = summary["msisdn"].astype("string")
+    summary["msisdn"] = summary["msisdn"].astype(object)
     return summary[list(SUMMARY_COLUMNS)]
 
 
@@ -136,7 +136,7 @@ def build_features(
     (values active, cancelled, suspended, unknown); ``blacklist`` has columns msisdn, reason.
     """
     n = len(summary)
-    f = pd.DataFrame({"msisdn": summary["msisdn"].astype("string").to_numpy()})
+    f = pd.DataFrame({"msisdn": summary["msisdn"].to_numpy(dtype=object)})
     for name in SUMS:
         f[name] = summary[name].to_numpy(dtype=np.int64)
     m = {name: summary[name].to_numpy(dtype=np.int64).astype(np.uint64) for name in MASKS}
@@ -191,9 +191,9 @@ def _add_device(
 ) -> None:
     """Device features from the subscriber's latest IMEI's TAC."""
     if devices is not None and not devices.empty:
-        tac = f["msisdn"].map(devices.set_index("msisdn")["tac"]).astype("string")
+        tac = f["msisdn"].map(devices.set_index("msisdn")["tac"]).astype(object)
     else:
-        tac = pd.Series(pd.NA, index=f.index, dtype="string")
+        tac = pd.Series(None, index=f.index, dtype=object)
     f["tac"] = tac
     info = (catalogue or DeviceCatalogue.empty()).lookup(tac)
     known = info["known"].to_numpy(dtype=bool)
@@ -212,17 +212,19 @@ def _add_contact(
 ) -> None:
     """Subscription status and do-not-contact membership."""
     if subscription_status is None:
-        status = pd.Series("unknown", index=f.index, dtype="string")
+        status = pd.Series("unknown", index=f.index, dtype=object)
     else:
-        status = pd.Series(subscription_status.to_numpy(), index=f.index, dtype="string")
-    f["subscription_status"] = status.fillna("unknown")
-    f["subscription_cancelled"] = (status == "cancelled").fillna(False).astype(np.float64)
-    f["subscription_suspended"] = (status == "suspended").fillna(False).astype(np.float64)
+        status = pd.Series(subscription_status.to_numpy(dtype=object), index=f.index).fillna(
+            "unknown"
+        )
+    f["subscription_status"] = status
+    f["subscription_cancelled"] = (status == "cancelled").to_numpy(dtype=np.float64)
+    f["subscription_suspended"] = (status == "suspended").to_numpy(dtype=np.float64)
     if blacklist is not None and not blacklist.empty:
         listed = blacklist.drop_duplicates("msisdn").set_index("msisdn")["reason"]
         reason = f["msisdn"].map(listed)
         f["blacklisted"] = reason.notna().to_numpy()
-        f["blacklist_reason"] = reason.astype("string")
+        f["blacklist_reason"] = reason.astype(object)
     else:
         f["blacklisted"] = np.zeros(len(f), dtype=bool)
-        f["blacklist_reason"] = pd.Series(pd.NA, index=f.index, dtype="string")
+        f["blacklist_reason"] = pd.Series(None, index=f.index, dtype=object)

@@ -183,7 +183,10 @@ def plan_run(
     flag = {v.value for v in rules.flag_verdicts}
     cleanup = {v.value for v in rules.cleanup_verdicts}
     current = states.set_index("msisdn")["state"] if not states.empty else pd.Series(dtype=object)
-    known = scored["msisdn"].isin(current.index)
+    # hash lookups: isin() on millions of strings is slow with arrow-backed text
+    known = pd.Series(
+        pd.Index(current.index).get_indexer(scored["msisdn"]) >= 0, index=scored.index
+    )
     relevant = known | verdicts.isin(flag | cleanup)
     df = scored.loc[
         relevant, ["msisdn", "verdict", "score", "reasons", "failed_run", "last_delivery_day"]

@@ -95,18 +95,24 @@ class ScoringService:
         return last - timedelta(days=self.rules.window.days - 1), last
 
     def assess(
-        self, as_of: date | None = None, msisdns: list[str] | None = None
+        self,
+        as_of: date | None = None,
+        msisdns: list[str] | None = None,
+        states: pd.DataFrame | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Features and verdicts (with reasons and current state), without changing anything.
 
-        ``msisdns`` limits the work to those subscribers (``mmsq subscriber show``).
+        ``msisdns`` limits the work to those subscribers (``mmsq subscriber show``);
+        ``states`` are the recovery states when the caller has read them already.
         """
         first, last = self.window(as_of)
         summary = self.source.window_summary(first, last, msisdns)
-        states = self.recovery.load_states(msisdns)
+        if states is None:
+            states = self.recovery.load_states(msisdns)
         # Subscribers with a state but no report in the window (suspended ones: no newspaper
         # is sent) are scored too, with empty history.
-        missing = states.loc[~states["msisdn"].isin(summary["msisdn"]), "msisdn"]
+        seen = pd.Index(summary["msisdn"]).get_indexer(states["msisdn"]) >= 0
+        missing = states.loc[~seen, "msisdn"]
         if msisdns is not None:
             missing = pd.concat(
                 [missing, pd.Series([m for m in msisdns if m not in set(summary["msisdn"])])]
@@ -141,8 +147,9 @@ class ScoringService:
         started = self.clock.now()
         run_id = uuid4().hex[:16]
         first, last = self.window(as_of)
-        _features, scored = self.assess(last)
         states = self.recovery.load_states()
+        _features, scored = self.assess(last, states=states)
+        del _features
         transitions, new_states = plan_run(
             scored, states, self.rules.recovery, last, started, run_id
         )
