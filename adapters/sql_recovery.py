@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -63,16 +64,17 @@ def _columns(
     if not rows:
         return pd.DataFrame({n: pd.Series(dtype=object if i == 0 or not ints else np.int64)
                              for i, n in enumerate(names)})
-    cols = list(zip(*rows, strict=True))
-    data: dict[str, Any] = {names[0]: np.array(cols[0], dtype=object)}
-    for name, col in zip(names[1:], cols[1:], strict=True):
+    n = len(rows)
+    data: dict[str, Any] = {
+        names[0]: np.fromiter(map(itemgetter(0), rows), dtype=object, count=n)
+    }
+    for j, name in enumerate(names[1:], start=1):
+        values = map(itemgetter(j), rows)
         if ints:
-            try:
-                data[name] = np.array(col, dtype=np.int64)
-            except TypeError:  # NULLs
-                data[name] = np.array([0 if v is None else v for v in col], dtype=np.int64)
+            # SUMs over NOT NULL columns: never NULL
+            data[name] = np.fromiter(values, dtype=np.int64, count=n)
         else:
-            data[name] = np.array(col, dtype=object)
+            data[name] = np.fromiter(values, dtype=object, count=n)
     return pd.DataFrame(data)
 
 
@@ -136,9 +138,13 @@ class SqlRecoveryStore:
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":  # the raw cursor: no per-row result processing
                 cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                # One sequential pass: a large page cache only costs memory here.
+                cache = cur.execute("PRAGMA cache_size").fetchone()[0]
+                cur.execute("PRAGMA cache_size=-16384")
                 try:
                     return list(cur.execute(sql, params).fetchall())
                 finally:
+                    cur.execute(f"PRAGMA cache_size={int(cache)}")
                     cur.close()
             return [tuple(r) for r in conn.execute(sa.text(sql), params)]
 

@@ -94,15 +94,13 @@ def _text(values: pd.Series) -> pd.Series:
 
 
 def _join(acc: pd.Series, piece: pd.Series) -> pd.Series:
-    """Append non-empty ``piece`` texts to ``acc`` with "; " between, vectorised."""
-    has_acc = acc != ""
-    has_piece = piece != ""
-    sep = pd.Series(np.where(has_acc & has_piece, "; ", ""), index=acc.index)
-    return acc + sep + piece
+    """Append a ``_when`` piece (already "; "-prefixed where present), vectorised."""
+    return acc + piece
 
 
 def _when(mask: pd.Series | np.ndarray, text: pd.Series) -> pd.Series:
-    return text.where(np.asarray(mask, dtype=bool), "")
+    """``"; " + text`` where ``mask``, else ""; the leading "; " is cut once at the end."""
+    return ("; " + text).where(np.asarray(mask, dtype=bool), "")
 
 
 def explain(features: pd.DataFrame, scored: pd.DataFrame, rules: ScoringRules) -> pd.Series:
@@ -223,5 +221,5 @@ def explain(features: pd.DataFrame, scored: pd.DataFrame, rules: ScoringRules) -
             ),
         ),
     )
-    out.loc[rest] = acc
+    out.loc[rest] = acc.str.slice(2)
     return out
