@@ -62,12 +62,14 @@ def _columns(
 ) -> pd.DataFrame:
     """Rows -> a frame, column by column: text first column, the rest int64 (or text)."""
     if not rows:
-        return pd.DataFrame({n: pd.Series(dtype=object if i == 0 or not ints else np.int64)
-                             for i, n in enumerate(names)})
+        return pd.DataFrame(
+            {
+                n: pd.Series(dtype=object if i == 0 or not ints else np.int64)
+                for i, n in enumerate(names)
+            }
+        )
     n = len(rows)
-    data: dict[str, Any] = {
-        names[0]: np.fromiter(map(itemgetter(0), rows), dtype=object, count=n)
-    }
+    data: dict[str, Any] = {names[0]: np.fromiter(map(itemgetter(0), rows), dtype=object, count=n)}
     for j, name in enumerate(names[1:], start=1):
         values = map(itemgetter(j), rows)
         if ints:

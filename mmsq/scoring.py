@@ -141,10 +141,7 @@ def explain(features: pd.DataFrame, scored: pd.DataFrame, rules: ScoringRules) -
         acc,
         _when(
             hist,
-            "received "
-            + _text(f["delivered"])
-            + " MMS before "
-            + f["run_start_day"].astype(str),
+            "received " + _text(f["delivered"]) + " MMS before " + f["run_start_day"].astype(str),
         ),
     )
     new = f["new_subscriber"] > 0
