@@ -31,3 +31,7 @@ bench-ingest: setup
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info
+
+.PHONY: bench-scoring
+bench-scoring: setup
+	$(BIN)/python bench/bench_scoring.py
