@@ -47,3 +47,6 @@ bench-smsc: setup
 .PHONY: bench-population
 bench-population: setup
 	$(BIN)/python bench/bench_population.py
+.PHONY: bench-scoring
+bench-scoring: setup
+	$(BIN)/python bench/bench_scoring.py

@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mmsq.adapters.reconcile_files import SendListDropFolder
+from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.adapters.sql_subscriptions import SqlSubscriptionStore
+from mmsq.blacklist import BlacklistService
 from mmsq.classify import Classifier
 from mmsq.daemon import Daemon
+from mmsq.devices import DeviceCatalogue, load_devices
 from mmsq.health import HealthRegistry
 from mmsq.housekeeping import RetentionPurgeJob
 from mmsq.inbox import InboxIngestJob
@@ -22,10 +25,14 @@ from mmsq.metrics import Metrics
 from mmsq.msisdn import MsisdnNormaliser
 from mmsq.ports import EventStore
 from mmsq.reconcile import ReconcileService
+from mmsq.recovery import RecoveryService
 from mmsq.report import ReportRun
 from mmsq.report_intake import ReportIntake
 from mmsq.rules_loader import load_rules
 from mmsq.rules_model import RuleSet
+from mmsq.scoring_ports import SubscriptionStatusLookup
+from mmsq.scoring_rules import ScoringRules, load_scoring_rules
+from mmsq.scoring_run import ScoringService
 from mmsq.settings import JobSchedule, Settings
 from mmsq.shutdown import ShutdownHooks
 from mmsq.subscription_events import SubscriptionEventService
@@ -42,10 +49,12 @@ __all__ = [
     "OPTIONAL_JOBS",
     "App",
     "DaemonApp",
+    "ScoringApp",
     "SubscriptionServices",
     "SystemClock",
     "build_app",
     "build_daemon",
+    "build_scoring",
     "build_subscriptions",
     "weekly_report_job",
 ]
@@ -359,3 +368,42 @@ def build_subscriptions(app: App) -> SubscriptionServices:
             examples=rc.examples,
         ),
     )
+
+
+# -- scoring and recovery ------------------------------------------------------------------
+
+
+@dataclass
+class ScoringApp:
+    """Scoring, recovery and the do-not-contact list, wired on an App's store and clock."""
+
+    rules: ScoringRules
+    devices: DeviceCatalogue
+    store: SqlRecoveryStore
+    scoring: ScoringService
+    recovery: RecoveryService
+    blacklist: BlacklistService
+
+
+def build_scoring(app: App, subscriptions: SubscriptionStatusLookup | None = None) -> ScoringApp:
+    """Raises RulesError when scoring.toml or devices.csv is invalid."""
+    rules = load_scoring_rules(app.settings.rules.dir)
+    devices = load_devices(app.settings.rules.dir)
+    # Two threads fold the window on SQLite: the driver releases the GIL while it works.
+    store = SqlRecoveryStore(app.store.engine, workers=2)
+    tz = app.settings.ingest.timezone
+    scoring = ScoringService(
+        source=store,
+        recovery=store,
+        blacklist=store,
+        rules=rules,
+        devices=devices,
+        clock=app.clock,
+        subscriptions=subscriptions,
+        timezone=tz,
+    )
+    recovery = RecoveryService(store, store, rules.recovery, app.clock, tz)
+    blacklist = BlacklistService(
+        store, MsisdnNormaliser(app.settings.ingest.default_region), app.clock
+    )
+    return ScoringApp(rules, devices, store, scoring, recovery, blacklist)

@@ -830,6 +830,311 @@ def reconcile(
         out.print(f"  {name}: {path}", highlight=False)
 
 
+# -- scoring and recovery ------------------------------------------------------------------
+
+subscriber_app = typer.Typer(
+    help="One subscriber: deliveries, features, verdict.", no_args_is_help=True
+)
+suspensions_app = typer.Typer(
+    help="The suspension list for the content platform.", no_args_is_help=True
+)
+blacklist_app = typer.Typer(help="The do-not-contact list.", no_args_is_help=True)
+recovery_app = typer.Typer(help="Recovery funnel, due probes, clean-up list.", no_args_is_help=True)
+app.add_typer(subscriber_app, name="subscriber")
+app.add_typer(suspensions_app, name="suspensions")
+app.add_typer(blacklist_app, name="blacklist")
+app.add_typer(recovery_app, name="recovery")
+
+ScoreAsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="score as of this local date (YYYY-MM-DD; default today)"),
+]
+
+
+def _date(text: str | None, name: str) -> Any:
+    from datetime import date
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"{name}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+@contextmanager
+def _scoring_for(settings: Settings) -> Iterator[Any]:
+    from mmsq.bootstrap import build_scoring
+
+    with _app_for(settings) as a:
+        try:
+            yield a, build_scoring(a)
+        except RulesError as exc:
+            raise _fail("invalid rules: " + str(exc)) from None
+
+
+@app.command("score")
+def score(
+    as_json: JsonOpt = False,
+    export: Annotated[
+        Path | None, typer.Option("--export", help="CSV: msisdn,verdict,score,state,reasons")
+    ] = None,
+    as_of: ScoreAsOfOpt = None,
+) -> None:
+    """Score every subscriber and move the recovery state machine; print the counts."""
+    from mmsq.scoring_run import EXPORT_COLUMNS
+
+    settings = _settings()
+    day = _date(as_of, "--as-of")
+    with _scoring_for(settings) as (_a, s):
+        result = s.scoring.run(day)
+    if export is not None:
+        result.frame[list(EXPORT_COLUMNS)].to_csv(export, index=False)
+    doc = result.as_dict()
+    if export is not None:
+        doc["export"] = str(export)
+    if as_json:
+        _emit_json(doc)
+        return
+    table = Table(title=f"verdicts as of {doc['as_of']} ({doc['window'][0]} to {doc['window'][1]})")
+    table.add_column("verdict")
+    table.add_column("subscribers", justify="right")
+    for k, v in sorted(doc["by_verdict"].items(), key=lambda kv: -kv[1]):
+        table.add_row(k, f"{v:,}")
+    out.print(table)
+    moves = Table(title="state transitions")
+    moves.add_column("transition")
+    moves.add_column("subscribers", justify="right")
+    for k, v in sorted(doc["by_transition"].items(), key=lambda kv: -kv[1]):
+        moves.add_row(k, f"{v:,}")
+    out.print(moves)
+    if export is not None:
+        out.print(f"wrote {doc['subscribers']:,} rows to {export}")
+
+
+def _normalised(settings: Settings, msisdn: str) -> str:
+    from mmsq.msisdn import MsisdnNormaliser
+
+    normal = MsisdnNormaliser(settings.ingest.default_region).normalise(msisdn)
+    if normal is None:
+        raise _fail(f"not a valid MSISDN: {msisdn!r}")
+    return normal
+
+
+@subscriber_app.command("show")
+def subscriber_show(
+    msisdn: Annotated[str, typer.Argument(help="national, E.164 or with separators")],
+    as_json: JsonOpt = False,
+    as_of: ScoreAsOfOpt = None,
+    events: Annotated[int, typer.Option(help="recent deliveries to show")] = 10,
+) -> None:
+    """Recent deliveries with causes, features, verdict, reasons and state history."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    settings = _settings()
+    normal = _normalised(settings, msisdn)
+    day = _date(as_of, "--as-of")
+    with _scoring_for(settings) as (a, s):
+        features, scored = s.scoring.assess(day, [normal])
+        recent = a.store.recent_events(normal, events)
+        history = s.recovery.history(normal)
+        state = s.recovery.state_of(normal)
+    f = features.iloc[0].to_dict()
+    v = scored.iloc[0].to_dict()
+    for e in recent:
+        for k in ("submitted_ts", "done_ts"):
+            e[k.removesuffix("_ts") + "_at"] = (
+                datetime.fromtimestamp(e.pop(k), tz=UTC).isoformat() if e.get(k) else None
+            )
+    doc = {
+        "msisdn": normal,
+        "verdict": v["verdict"],
+        "score": float(v["score"]),
+        "reasons": v["reasons"],
+        "state": (state or {}).get("state", "active"),
+        "features": {k: (None if pd.isna(x) else x) for k, x in f.items()},
+        "recent_deliveries": recent,
+        "history": history,
+    }
+    if as_json:
+        _emit_json(doc)
+        return
+    out.print(
+        f"[bold]{normal}[/]  verdict [bold]{doc['verdict']}[/] (score {doc['score']:.2f})"
+        f"  state [bold]{doc['state']}[/]",
+        highlight=False,
+    )
+    out.print(f"reasons: {doc['reasons']}", highlight=False)
+    t = Table(title="recent deliveries")
+    for c in ("submitted_at", "edition", "status_source", "status_code", "cause", "notify_ok"):
+        t.add_column(c)
+    for e in recent:
+        t.add_row(
+            *(
+                str(e.get(c) if e.get(c) is not None else "")
+                for c in (
+                    "submitted_at",
+                    "edition",
+                    "status_source",
+                    "status_code",
+                    "cause",
+                    "notify_ok",
+                )
+            )
+        )
+    out.print(t)
+    keys = (
+        "attempts",
+        "final",
+        "delivered",
+        "final_days",
+        "failed_run",
+        "last_delivery_day",
+        "run_start_day",
+        "days_notified_not_fetched",
+        "days_capacity",
+        "days_unreachable",
+        "days_incapable",
+        "days_invalid",
+        "days_policy",
+        "days_other",
+        "tac",
+        "brand",
+        "model",
+        "subscription_status",
+        "blacklisted",
+    )
+    out.print(
+        "features: " + ", ".join(f"{k}={doc['features'].get(k)}" for k in keys), highlight=False
+    )
+    h = Table(title="state history")
+    for c in ("at", "from_state", "to_state", "event", "cause", "evidence"):
+        h.add_column(c)
+    for r in history:
+        h.add_row(
+            str(r["at"]),
+            r["from_state"],
+            r["to_state"],
+            r["event"],
+            r["cause"],
+            r["evidence"][:120],
+        )
+    out.print(h)
+
+
+@suspensions_app.command("export")
+def suspensions_export(dest: Annotated[Path, typer.Argument(help="CSV file to write")]) -> None:
+    """Write the suspended subscribers (msisdn,reason,since) for the content platform."""
+    settings = _settings()
+    with _scoring_for(settings) as (_a, s):
+        frame = s.recovery.suspensions()
+    frame.to_csv(dest, index=False, columns=["msisdn", "reason", "since"])
+    out.print(f"wrote {len(frame):,} suspended subscribers to {dest}")
+
+
+@blacklist_app.command("import")
+def blacklist_import(
+    source: Annotated[Path, typer.Argument(help="CSV with header msisdn,reason,until")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or replace do-not-contact entries from a CSV; bad rows are listed, not fatal."""
+    settings = _settings()
+    with _scoring_for(settings) as (_a, s):
+        try:
+            result = s.blacklist.import_file(source)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise _fail(f"cannot read {source}: {exc}", 1) from None
+    rejected = [{"line": r.line, "reason": r.reason} for r in result.rejected]
+    if as_json:
+        _emit_json({"stored": len(result.entries), "rejected": rejected})
+    else:
+        out.print(f"stored {len(result.entries):,} do-not-contact entries from {source}")
+        for r in result.rejected:
+            err.print(f"[yellow]line {r.line}[/]: {r.reason}", highlight=False)
+    if result.entries.empty and result.rejected:
+        raise typer.Exit(1)
+
+
+@blacklist_app.command("add")
+def blacklist_add(
+    msisdn: Annotated[str, typer.Argument()],
+    reason: Annotated[
+        str, typer.Option(help="complaint, staff, test, opted_out, ...")
+    ] = "unspecified",
+    until: Annotated[str | None, typer.Option(help="last day (YYYY-MM-DD); default no end")] = None,
+) -> None:
+    """Add or replace one do-not-contact entry."""
+    settings = _settings()
+    day = _date(until, "--until")
+    with _scoring_for(settings) as (_a, s):
+        try:
+            normal = s.blacklist.add(msisdn, reason, day)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    out.print(f"do-not-contact: {normal} ({reason})", highlight=False)
+
+
+@blacklist_app.command("remove")
+def blacklist_remove(msisdn: Annotated[str, typer.Argument()]) -> None:
+    """Lift one do-not-contact entry."""
+    settings = _settings()
+    with _scoring_for(settings) as (_a, s):
+        removed = s.blacklist.remove(msisdn)
+    out.print("removed" if removed else "not on the list")
+    if not removed:
+        raise typer.Exit(1)
+
+
+@recovery_app.command("funnel")
+def recovery_funnel(
+    first: Annotated[str, typer.Option("--from", help="first local day (YYYY-MM-DD)")],
+    last: Annotated[
+        str | None, typer.Option("--to", help="last local day (default: today)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Subscribers flagged, remedied, recovered, suspended, probed, resumed in a period."""
+    settings = _settings()
+    with _scoring_for(settings) as (_a, s):
+        start = _date(first, "--from")
+        end = _date(last, "--to") or s.recovery.today()
+        counts = s.recovery.funnel(start, end)
+    if as_json:
+        _emit_json({"from": start.isoformat(), "to": end.isoformat(), **counts})
+    else:
+        out.print(
+            f"recovery funnel {start} to {end}: "
+            + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        )
+
+
+@recovery_app.command("probes")
+def recovery_probes(as_json: JsonOpt = False) -> None:
+    """Suspended subscribers whose next probe is due (do-not-contact ones excluded)."""
+    settings = _settings()
+    with _scoring_for(settings) as (_a, s):
+        due = s.recovery.due_probes()
+    rows = due.astype({"due_day": str}).to_dict(orient="records")
+    if as_json:
+        _emit_json({"due": rows})
+    else:
+        out.print(f"{len(rows):,} probes due")
+
+
+@recovery_app.command("cleanup-export")
+def recovery_cleanup_export(
+    dest: Annotated[Path, typer.Argument(help="CSV file to write")],
+) -> None:
+    """Write the subscription clean-up list (invalid or cancelled numbers): msisdn,reason,since."""
+    settings = _settings()
+    with _scoring_for(settings) as (_a, s):
+        frame = s.recovery.cleanup_list()
+    frame.to_csv(dest, index=False)
+    out.print(f"wrote {len(frame):,} numbers to {dest}")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,119 @@
+"""The device table (``rules/devices.csv``): what each handset model (by TAC) can do.
+
+Columns, exactly: ``tac,brand,model,mms_capable,ota_cp,cp_security,settings_profile``; the
+booleans are ``true``/``false``. An operator's ``devices.csv`` in the rules directory adds
+models and replaces shipped rows with the same TAC. Without a shipped table every handset is
+unknown, which scoring treats as "no evidence" rather than as an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mmsq.rules_loader import RuleProblem, RulesError, shipped_rules_dir
+
+__all__ = ["DEVICE_COLUMNS", "DeviceCatalogue", "load_devices", "read_device_table"]
+
+DEVICES_FILE = "devices.csv"
+DEVICE_COLUMNS: tuple[str, ...] = (
+    "tac",
+    "brand",
+    "model",
+    "mms_capable",
+    "ota_cp",
+    "cp_security",
+    "settings_profile",
+)
+_BOOLEANS = {"true": True, "false": False}
+
+
+def read_device_table(path: Path) -> pd.DataFrame:
+    """Read and validate one device table; raises RulesError listing each bad line."""
+    problems: list[RuleProblem] = []
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise RulesError([RuleProblem(str(path), "(file)", str(exc))]) from None
+    if tuple(raw.columns) != DEVICE_COLUMNS:
+        raise RulesError(
+            [
+                RuleProblem(
+                    str(path),
+                    "(header)",
+                    f"columns must be exactly {','.join(DEVICE_COLUMNS)}; got "
+                    f"{','.join(map(str, raw.columns))}",
+                )
+            ]
+        )
+    frame: pd.DataFrame = raw.apply(lambda s: s.str.strip())
+    line = pd.Series(range(2, len(frame) + 2), index=frame.index)
+    bad_tac = ~frame["tac"].str.fullmatch(r"\d{8}")
+    problems += [
+        RuleProblem(str(path), f"line {n}", f"tac {t!r} is not 8 digits")
+        for n, t in zip(line[bad_tac], frame["tac"][bad_tac], strict=True)
+    ]
+    for col in ("mms_capable", "ota_cp"):
+        bad = ~frame[col].str.lower().isin(_BOOLEANS)
+        problems += [
+            RuleProblem(str(path), f"line {n}", f"{col} {v!r} is not true or false")
+            for n, v in zip(line[bad], frame[col][bad], strict=True)
+        ]
+    dup = frame["tac"].duplicated(keep=False) & ~bad_tac
+    problems += [
+        RuleProblem(str(path), f"line {n}", f"tac {t} is listed twice")
+        for n, t in zip(line[dup], frame["tac"][dup], strict=True)
+    ]
+    if problems:
+        raise RulesError(problems)
+    for col in ("mms_capable", "ota_cp"):
+        frame[col] = frame[col].str.lower().map(_BOOLEANS).astype(bool)
+    return frame
+
+
+@dataclass(frozen=True)
+class DeviceCatalogue:
+    """Handset models by TAC; ``lookup`` is vectorised."""
+
+    table: pd.DataFrame
+
+    @classmethod
+    def empty(cls) -> DeviceCatalogue:
+        return cls(pd.DataFrame({c: pd.Series(dtype=object) for c in DEVICE_COLUMNS}))
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def lookup(self, tacs: pd.Series) -> pd.DataFrame:
+        """One row per input TAC (same index): brand, model, mms_capable, ota_cp, known.
+
+        Unknown or missing TACs give ``known = False`` and ``<NA>`` capabilities.
+        """
+        table = self.table.set_index("tac")
+        hit = tacs.map(table["model"])
+        known = hit.notna()
+        out = pd.DataFrame(index=tacs.index)
+        out["known"] = known.to_numpy(dtype=bool)
+        out["brand"] = tacs.map(table["brand"]).astype(object)
+        out["model"] = hit.astype(object)
+        for col in ("mms_capable", "ota_cp"):
+            out[col] = tacs.map(table[col]).astype("boolean")
+        return out
+
+
+def load_devices(
+    operator_dir: Path | None = None, shipped_dir: Path | None = None
+) -> DeviceCatalogue:
+    """The shipped device table with the operator's rows merged over it (by TAC)."""
+    shipped = (shipped_dir or shipped_rules_dir()) / DEVICES_FILE
+    frames = []
+    if shipped.is_file():
+        frames.append(read_device_table(shipped))
+    if operator_dir is not None and (operator_dir / DEVICES_FILE).is_file():
+        frames.append(read_device_table(operator_dir / DEVICES_FILE))
+    if not frames:
+        return DeviceCatalogue.empty()
+    merged = pd.concat(frames, ignore_index=True).drop_duplicates("tac", keep="last")
+    return DeviceCatalogue(merged.reset_index(drop=True))
