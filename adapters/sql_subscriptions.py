@@ -8,7 +8,7 @@ short string each.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from mmsq.adapters.sql_store import SqlStore, _rows
+from mmsq.adapters.sql_store import SqlStore
 from mmsq.adapters.sql_subscriptions_schema import (
     reconcile_runs,
     subscription_events,
@@ -63,10 +63,49 @@ def _status(value: str | None) -> SubscriptionStatus | None:
 
 
 # Subclassed for the engine, the bulk loaders and quarantine; mypy sees mmsq.adapters as Any.
+
+
+def _column(series: pd.Series) -> list[Any]:
+    if series.hasnans if hasattr(series, "hasnans") else series.isna().any():
+        return series.astype(object).where(series.notna(), None).tolist()
+    return series.tolist()
+
+
+def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> Iterable[tuple[Any, ...]]:
+    return zip(*(_column(frame[c]) for c in columns), strict=True)
+
+
 class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
     """Subscriptions, their events, snapshots, repairs and reconcile runs in SQL."""
 
     # -- helpers -------------------------------------------------------------------------
+
+    # -- bulk helpers (staging through a temp table: executemany on SQLite, COPY on PostgreSQL)
+
+    def _load(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+    ) -> None:
+        raw = conn.connection.driver_connection
+        cols = ", ".join(columns)
+        if self.dialect == "postgresql":
+            with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:  # type: ignore[union-attr]
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(columns))
+        cur = raw.cursor()  # type: ignore[union-attr]
+        try:
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        finally:
+            cur.close()
+
+    def _temp_table(self, conn: Connection, name: str, like: str, columns: Sequence[str]) -> None:
+        cols = ", ".join(columns)
+        where = "WITH NO DATA" if self.dialect == "postgresql" else "WHERE 0"
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} {where}"
+        )
+        conn.exec_driver_sql(f"DELETE FROM {name}")
 
     def _day(self, day: date) -> Any:
         # SQLite keeps dates as ISO text; passing text avoids the sqlite3 date adapter.
