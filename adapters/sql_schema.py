@@ -115,4 +115,5 @@ ingest_batches = Table(
 )
 
 # Schema additions owned by other features (they attach to `metadata` on import).
+from mmsq.adapters import sql_mms_outbox_schema as _sql_mms_outbox_schema  # noqa: E402, F401
 from mmsq.adapters import sql_report_schema as _sql_report_schema  # noqa: E402, F401
