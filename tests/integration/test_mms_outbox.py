@@ -13,8 +13,15 @@ import pytest
 from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.classify import Classifier
-from mmsq.mms import PROBE_EDITION, MmsSubmission, SubmitOutcome, SubmitResult
-from mmsq.mms_content import OutboxContent
+from mmsq.mms import (
+    PROBE_EDITION,
+    MmsContent,
+    MmsSubmission,
+    SubmitOutcome,
+    SubmitResult,
+    probe_content,
+)
+from mmsq.mms_content import ContentUnavailableError, OutboxContent
 from mmsq.mms_outbox import MmsOutbox, OutboxPolicy
 from mmsq.mms_outbox_model import OutboxItem, OutboxKind, OutboxState, ReceivedReport
 from mmsq.rules_loader import load_rules
@@ -93,9 +100,8 @@ def rig(store: SqlMmsOutboxStore, classifier: Classifier) -> Rig:
     policy = OutboxPolicy(
         max_attempts=3, backoff_s=10, backoff_cap_s=60, lease_s=30, concurrency=1
     )
-    outbox = MmsOutbox(
-        store, gateway, OutboxContent("测试", "test"), classifier, clock, policy
-    )
+    content = OutboxContent("测试", "test", editions=_Editions())
+    outbox = MmsOutbox(store, gateway, content, classifier, clock, policy)
     return Rig(outbox, gateway, clock, store)
 
 
@@ -103,7 +109,9 @@ def test_enqueue_is_idempotent_by_kind_and_reference(rig: Rig) -> None:
     first = rig.outbox.enqueue("probe", A, "ignored", "p-1")
     again = rig.outbox.enqueue(OutboxKind.PROBE, B, "ignored", "p-1")
     resend = rig.outbox.enqueue("resend", A, "ah-daily-20261122-am", "p-1")
-    assert first.created and not again.created and resend.created
+    assert first.created
+    assert not again.created
+    assert resend.created
     assert again.item.id == first.item.id
     assert again.item.msisdn == A  # the stored item, unchanged
     assert first.item.edition == PROBE_EDITION  # a probe is never a newspaper delivery
@@ -115,16 +123,25 @@ def test_resends_go_before_probes(rig: Rig) -> None:
     rig.outbox.enqueue("probe", A, "", "p-1")
     rig.outbox.enqueue("probe", B, "", "p-2")
     rig.clock.advance(1)
-    rig.outbox.enqueue("resend", C, "ah-daily-20261122-am", "r-1", content_ref=None)
-    rig.outbox.enqueue("probe", C, "", "p-0", priority=200)
-    # No edition content configured: the resend fails cleanly, but it is tried first (after
-    # the probe given a higher priority explicitly).
+    rig.outbox.enqueue("resend", C, "ah-daily-20261122-am", "r-1")
+    rig.outbox.enqueue("probe", B, "", "p-0", priority=200)  # explicitly above resends
     summary = rig.outbox.dispatch_once()
-    assert summary.claimed == 4
-    assert [s.msisdn for s in rig.gateway.sent] == [C, A, B]
+    assert summary.submitted == 4
+    assert [(s.msisdn, s.edition) for s in rig.gateway.sent] == [
+        (B, PROBE_EDITION),
+        (C, "ah-daily-20261122-am"),
+        (A, PROBE_EDITION),
+        (B, PROBE_EDITION),
+    ]
+
+
+def test_resend_without_content_fails_with_the_reason(rig: Rig) -> None:
+    rig.outbox.enqueue("resend", A, "missing-20261122-am", "r-1")
+    rig.outbox.dispatch_once()
     resend = rig.item("r-1", OutboxKind.RESEND)
     assert resend.state is OutboxState.FAILED
-    assert resend.reason is not None and resend.reason.startswith("content unavailable")
+    assert resend.reason == "content unavailable: no edition missing-20261122-am"
+    assert rig.gateway.sent == []
 
 
 def test_transient_refusal_is_retried_after_backoff_then_accepted(rig: Rig) -> None:
@@ -188,7 +205,8 @@ def test_claim_of_a_dead_sender_is_resent_once_then_given_up(rig: Rig) -> None:
     rig.outbox.enqueue("probe", A, "", "p-1")
     # A sender claims the item and dies before storing the SubmitRsp.
     claimed = rig.store.claim_next(T0, "dead", T0 + timedelta(seconds=30))
-    assert claimed is not None and claimed.state is OutboxState.SUBMITTING
+    assert claimed is not None
+    assert claimed.state is OutboxState.SUBMITTING
     assert rig.outbox.dispatch_once().claimed == 0  # its lease still runs
     rig.clock.advance(31)
     rig.gateway.answers = [LOST]  # the resend's answer is lost too
@@ -197,7 +215,8 @@ def test_claim_of_a_dead_sender_is_resent_once_then_given_up(rig: Rig) -> None:
     item = rig.item("p-1")
     assert item.state is OutboxState.FAILED
     assert item.in_doubt == 2
-    assert item.reason is not None and item.reason.startswith("outcome unknown")
+    assert item.reason is not None
+    assert item.reason.startswith("outcome unknown")
     assert len(rig.gateway.sent) == 1  # the MMSC holds at most two copies
 
 
@@ -231,31 +250,33 @@ def test_delivery_report_correlates_by_message_id_and_notifies(rig: Rig) -> None
     message_id = rig.item("p-1").message_id
     assert message_id == "MMSC000001"
     corr = rig.outbox.on_delivery_report((f"  {message_id.lower()} ", "13800138001", "Retrieved", T0))
-    assert corr is not None and corr.changed
+    assert corr is not None
+    assert corr.changed
     assert (corr.kind, corr.reference, corr.msisdn, corr.edition) == (
         OutboxKind.PROBE,
         "p-1",
         A,
         PROBE_EDITION,
     )
-    assert corr.item.state is OutboxState.DELIVERED and corr.cause == "delivered"
+    assert corr.item.state is OutboxState.DELIVERED
+    assert corr.cause == "delivered"
     report = corr.delivery_report()
     assert (report.edition, report.msisdn, report.status_code) == (PROBE_EDITION, A, "Retrieved")
     assert [d.reference for d in delivered] == ["p-1"]
     repeat = rig.outbox.on_delivery_report((message_id, A, "Retrieved", T0))
-    assert repeat is not None and not repeat.changed
+    assert repeat is not None
+    assert not repeat.changed
     assert len(delivered) == 1
 
 
 def test_failed_and_pending_reports(rig: Rig) -> None:
     rig.outbox.enqueue("resend", A, "ah-daily-20261122-am", "r-1")
     rig.outbox.enqueue("probe", B, "", "p-1")
-    # Resend content is a port: a fixed edition for this test.
-    rig.outbox._content = OutboxContent("x", "y", editions=_OneEdition())  # noqa: SLF001
     rig.outbox.dispatch_once()
     r1, p1 = rig.item("r-1", OutboxKind.RESEND), rig.item("p-1")
     forwarded = rig.outbox.on_delivery_report(ReceivedReport(r1.message_id or "", A, "Forwarded"))
-    assert forwarded is not None and not forwarded.final
+    assert forwarded is not None
+    assert not forwarded.final
     assert forwarded.item.state is OutboxState.SUBMITTED
     expired = rig.outbox.on_delivery_report(
         ReceivedReport(p1.message_id or "", B, "Expired", T0, "not retrieved")
@@ -303,8 +324,10 @@ def test_concurrent_senders_never_share_an_item(
     assert sorted(s.msisdn for s in gateway.sent) == sorted(numbers)
 
 
-class _OneEdition:
-    def edition(self, edition: str, content_ref: str | None) -> object:
-        from mmsq.mms import probe_content
+class _Editions:
+    """Every edition exists but those named missing-*."""
 
+    def edition(self, edition: str, content_ref: str | None) -> MmsContent:
+        if edition.startswith("missing"):
+            raise ContentUnavailableError(f"no edition {edition}")
         return probe_content(f"edition {edition}")
