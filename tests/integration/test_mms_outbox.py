@@ -4,6 +4,7 @@ priority, crash recovery and delivery-report correlation."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from mmsq.mms import (
     probe_content,
 )
 from mmsq.mms_content import ContentUnavailableError, OutboxContent
+from mmsq.mms_dispatcher import MmsDispatcher
 from mmsq.mms_outbox import MmsOutbox, OutboxPolicy
 from mmsq.mms_outbox_model import OutboxItem, OutboxKind, OutboxState, ReceivedReport
 from mmsq.rules_loader import load_rules
@@ -331,3 +333,19 @@ class _Editions:
         if edition.startswith("missing"):
             raise ContentUnavailableError(f"no edition {edition}")
         return probe_content(f"edition {edition}")
+
+
+def test_dispatcher_thread_sends_what_is_enqueued_and_stops(rig: Rig) -> None:
+    dispatcher = MmsDispatcher(rig.outbox, rig.clock, idle_wait_s=0.05)
+    dispatcher.start()
+    try:
+        rig.outbox.enqueue("probe", A, "", "p-1")
+        for _ in range(500):
+            if rig.item("p-1").state is OutboxState.SUBMITTED:
+                break
+            time.sleep(0.02)
+    finally:
+        stopped = dispatcher.stop(30)
+    assert stopped
+    assert not dispatcher.running
+    assert rig.item("p-1").state is OutboxState.SUBMITTED
