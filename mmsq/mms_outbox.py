@@ -11,6 +11,7 @@ and an item with a stored MessageID is never submitted again. See docs/mm7.md.
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -56,6 +57,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 OutboxListener = Callable[[OutboxItem], None]
 
@@ -247,6 +250,8 @@ class MmsOutbox:
         ``msisdn`` must already be E.164.
         """
         kind = OutboxKind(kind)
+        if not _E164.fullmatch(msisdn):
+            raise ValueError(f"not an E.164 number: {mask_msisdn(msisdn)}")
         if not reference.strip():
             raise ValueError("an outbox item needs a reference (idempotency key)")
         if kind is OutboxKind.PROBE:
@@ -508,8 +513,10 @@ class MmsOutbox:
                 reason=f"refused by the MMSC: {code or ''} {result.status_text}".replace("  ", " "),
                 **common,
             )
-        # RETRY (3xxx, 4xxx, transport) or an accepted answer without a MessageID.
-        if result.details.get("sent") == SENT_MAYBE:
+        # RETRY: 3xxx, 4xxx, transport. A 1xxx without a MessageID means the MMSC has the MM
+        # but nothing can be correlated with it: in doubt, like an answer lost on the way.
+        accepted_blind = result.status_code is not None and result.status_code // 1000 == 1
+        if accepted_blind or result.details.get("sent") == SENT_MAYBE:
             current = self._write(item, **common)
             if current is None:
                 return self._lost_claim(item, result)

@@ -349,3 +349,25 @@ def test_dispatcher_thread_sends_what_is_enqueued_and_stops(rig: Rig) -> None:
     assert stopped
     assert not dispatcher.running
     assert rig.item("p-1").state is OutboxState.SUBMITTED
+
+
+def test_accepted_without_message_id_is_in_doubt_and_resent_once(rig: Rig) -> None:
+    blind = SubmitResult(SubmitOutcome.RETRY, 1000, "SubmitRsp without MessageID")
+    rig.gateway.answers = [blind, blind]
+    rig.outbox.enqueue("probe", A, "", "p-1")
+    rig.outbox.dispatch_once()
+    assert rig.item("p-1").in_doubt == 1
+    rig.clock.advance(60)
+    rig.outbox.dispatch_once()
+    item = rig.item("p-1")
+    assert item.state is OutboxState.FAILED
+    assert item.reason is not None
+    assert item.reason.startswith("outcome unknown")
+    assert len(rig.gateway.sent) == 2
+
+
+def test_enqueue_refuses_numbers_not_in_e164(rig: Rig) -> None:
+    with pytest.raises(ValueError, match=r"E\.164"):
+        rig.outbox.enqueue("probe", "13800138000", "", "p-1")
+    with pytest.raises(ValueError, match="reference"):
+        rig.outbox.enqueue("probe", A, "", " ")
