@@ -14,7 +14,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default as _default_policy
@@ -25,7 +25,7 @@ import structlog
 from defusedxml import DefusedXmlException
 
 from mmsq.adapters.mm7_soap import DEFAULT_NS, SOAP_ENV
-from mmsq.mms import MmsSubmission, SubmitOutcome, SubmitResult, outcome_of
+from mmsq.mms import SENT_MAYBE, MmsSubmission, SubmitOutcome, SubmitResult, outcome_of
 from mmsq.msisdn import mask_msisdn
 
 __all__ = ["Mm7Client", "Mm7ClientConfig", "build_submit_req", "parse_submit_rsp"]
@@ -253,7 +253,17 @@ class Mm7Client:
             try:
                 rsp = self._http.post(self.config.url, content=data, headers=headers)
             except httpx.TransportError as exc:
-                return SubmitResult(SubmitOutcome.RETRY, None, f"transport: {exc!r}")
+                # Refused or never connected: the MMSC cannot have it. Anything later (a read
+                # timeout, a dropped answer) leaves the SubmitReq possibly accepted.
+                unsent = isinstance(
+                    exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                )
+                return SubmitResult(
+                    SubmitOutcome.RETRY,
+                    None,
+                    f"transport: {exc!r}",
+                    details={"sent": "no" if unsent else SENT_MAYBE},
+                )
         try:
             code, text, message_id = parse_submit_rsp(rsp.content)
         except ValueError as exc:
@@ -270,11 +280,12 @@ class Mm7Client:
         cfg = self.config
         delay = cfg.backoff_s
         result = SubmitResult(SubmitOutcome.RETRY, None, "not attempted", attempts=0)
+        maybe_sent = False  # an earlier attempt may have reached the MMSC
         for attempt in range(1, cfg.max_attempts + 1):
             result = self._once(submission)
-            result = SubmitResult(
-                result.outcome, result.status_code, result.status_text, result.message_id, attempt
-            )
+            maybe_sent = maybe_sent or result.details.get("sent") == SENT_MAYBE
+            details = {**result.details, "sent": SENT_MAYBE} if maybe_sent else result.details
+            result = replace(result, attempts=attempt, details=details)
             if result.outcome is not SubmitOutcome.RETRY or attempt == cfg.max_attempts:
                 break
             log.warning(

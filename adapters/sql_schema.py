@@ -60,6 +60,7 @@ ingest_batches = Table(
 # Schema additions owned by other features (they attach to `metadata` on import).
 import mmsq.adapters.sql_daemon_schema  # noqa: E402, F401  (registers the daemon tables on metadata)
 from mmsq.adapters import sql_event_schema as _sql_event_schema  # noqa: E402, F401
+from mmsq.adapters import sql_mms_outbox_schema as _sql_mms_outbox_schema  # noqa: E402, F401
 
 # Tables of other features, declared in their own modules on the shared metadata.
 from mmsq.adapters import sql_scoring_schema as _sql_scoring_schema  # noqa: E402, F401

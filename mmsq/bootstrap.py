@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -43,7 +44,10 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
     from mmsq.adapters.http_server import ThreadedHttpServer
+    from mmsq.adapters.mm7_client import Mm7ClientConfig
     from mmsq.adapters.scheduler import ApsScheduler
+    from mmsq.mms import MmsGateway
+    from mmsq.mms_outbox import MmsOutbox
 
 __all__ = [
     "OPTIONAL_JOBS",
@@ -56,6 +60,8 @@ __all__ = [
     "build_daemon",
     "build_scoring",
     "build_subscriptions",
+    "mm7_client_config",
+    "mms_outbox",
     "weekly_report_job",
 ]
 
@@ -407,3 +413,72 @@ def build_scoring(app: App, subscriptions: SubscriptionStatusLookup | None = Non
         store, MsisdnNormaliser(app.settings.ingest.default_region), app.clock
     )
     return ScoringApp(rules, devices, store, scoring, recovery, blacklist)
+
+
+def mm7_client_config(settings: Settings) -> Mm7ClientConfig:
+    """The MM7 client for the outbox, from ``[mm7]``.
+
+    One attempt per SubmitReq: the outbox retries, persisted and with backoff, so that a retry
+    survives a restart and every attempt is accounted for.
+    """
+    from mmsq.adapters.mm7_client import Mm7ClientConfig
+
+    mm7 = settings.mm7
+    return Mm7ClientConfig(
+        url=mm7.url,
+        vaspid=mm7.vaspid,
+        vasid=mm7.vasid,
+        service_code=mm7.service_code,
+        sender_address=mm7.sender_address,
+        username=mm7.username,
+        password=mm7.password.get_secret_value() if mm7.password else None,
+        connect_timeout_s=mm7.connect_timeout_s,
+        read_timeout_s=mm7.read_timeout_s,
+        concurrency=mm7.concurrency,
+        rate_per_s=mm7.rate_per_s,
+        max_attempts=1,
+        backoff_s=mm7.backoff_s,
+        backoff_cap_s=mm7.backoff_cap_s,
+    )
+
+
+@contextmanager
+def mms_outbox(app: App, gateway: MmsGateway | None = None) -> Iterator[MmsOutbox]:
+    """The MM7 outbox on the app's database, sending through ``gateway`` (default: MM7 per
+    ``[mm7]``, closed on exit)."""
+    from datetime import timedelta
+
+    from mmsq.adapters.mm7_client import Mm7Client
+    from mmsq.adapters.mms_edition_dir import EditionDirectory
+    from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
+    from mmsq.mms_content import OutboxContent
+    from mmsq.mms_outbox import MmsOutbox, OutboxPolicy
+
+    mm7 = app.settings.mm7
+    policy = OutboxPolicy(
+        max_attempts=mm7.max_attempts,
+        backoff_s=mm7.backoff_s,
+        backoff_cap_s=mm7.backoff_cap_s,
+        lease_s=mm7.lease_s,
+        max_in_doubt_resends=mm7.max_in_doubt_resends,
+        expiry=timedelta(hours=mm7.expiry_hours),
+        concurrency=mm7.concurrency,
+    )
+    content = OutboxContent(
+        mm7.probe_text,
+        mm7.probe_subject,
+        EditionDirectory(mm7.editions_dir) if mm7.editions_dir else None,
+    )
+    client = Mm7Client(mm7_client_config(app.settings)) if gateway is None else None
+    try:
+        yield MmsOutbox(
+            SqlMmsOutboxStore(app.store.engine),
+            gateway or client,  # type: ignore[arg-type]
+            content,
+            app.classifier,
+            app.clock,
+            policy,
+        )
+    finally:
+        if client is not None:
+            client.close()

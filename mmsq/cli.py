@@ -1135,6 +1135,159 @@ def recovery_cleanup_export(
     out.print(f"wrote {len(frame):,} numbers to {dest}")
 
 
+# -- mms -----------------------------------------------------------------------------------
+
+mms_app = typer.Typer(
+    help="Recovery probes and resends over MM7 (the outbox).", no_args_is_help=True
+)
+app.add_typer(mms_app, name="mms")
+
+_SENT_STATES = ("submitted", "delivered")
+
+
+def _item_doc(item: Any) -> dict[str, Any]:
+    from mmsq.msisdn import mask_msisdn
+
+    doc: dict[str, Any] = item.as_dict()
+    doc["msisdn"] = mask_msisdn(item.msisdn)
+    for private in ("claim_token", "message_key", "version"):
+        doc.pop(private, None)
+    return doc
+
+
+def _print_item(item: Any) -> None:
+    from mmsq.msisdn import mask_msisdn
+
+    line = (
+        f"{item.kind} {item.reference}: [bold]{item.state}[/] to {mask_msisdn(item.msisdn)} "
+        f"(edition {item.edition}, attempts {item.attempts}"
+        + (f", in doubt {item.in_doubt}" if item.in_doubt else "")
+        + ")"
+    )
+    out.print(line, highlight=False)
+    details = {
+        "message id": item.message_id,
+        "status": f"{item.status_code or ''} {item.status_text or ''}".strip() or None,
+        "MMStatus": item.mm_status,
+        "cause": item.cause,
+        "reason": item.reason,
+        "next attempt": item.next_attempt_at.isoformat() if item.state == "queued" else None,
+    }
+    for key, value in details.items():
+        if value:
+            out.print(f"  {key}: {value}", highlight=False)
+
+
+@mms_app.command("send-probe")
+def mms_send_probe(
+    msisdn: Annotated[str, typer.Argument(help="the handset to test (national or E.164)")],
+    reference: Annotated[
+        str | None, typer.Option(help="idempotency key (default: a new cli-... reference)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue a recovery probe to one handset and submit it now (exit 1 unless accepted).
+
+    The delivery report arrives later at the daemon's MM7 endpoint; `mmsq mms status` shows it.
+    """
+    import uuid
+
+    from mmsq.bootstrap import mms_outbox
+    from mmsq.msisdn import MsisdnNormaliser, mask_msisdn
+
+    settings = _settings()
+    number = MsisdnNormaliser(settings.ingest.default_region).normalise(msisdn)
+    if number is None:
+        raise _fail(f"not a valid MSISDN: {mask_msisdn(msisdn)}")
+    with _app_for(settings) as a, mms_outbox(a) as outbox:
+        queued = outbox.enqueue("probe", number, "", reference or f"cli-{uuid.uuid4().hex[:12]}")
+        outbox.dispatch_once(item_id=queued.item.id)
+        item = outbox.store.get(queued.item.id) or queued.item
+    if as_json:
+        _emit_json({"created": queued.created, **_item_doc(item)})
+    else:
+        _print_item(item)
+    if item.state not in _SENT_STATES:
+        raise typer.Exit(1)
+
+
+@mms_app.command("status")
+def mms_status(
+    reference: Annotated[str | None, typer.Argument(help="the item's reference")] = None,
+    message_id: Annotated[
+        str | None, typer.Option("--message-id", help="look up by the MMSC's MessageID")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show outbox items by reference (a probe and a resend may share one) or MessageID."""
+    from mmsq.bootstrap import mms_outbox
+
+    if (reference is None) == (message_id is None):
+        raise _fail("give a REFERENCE or --message-id (one of them)")
+    settings = _settings()
+    with _app_for(settings) as a, mms_outbox(a) as outbox:
+        if message_id is not None:
+            found = outbox.by_message_id(message_id)
+            items = [found] if found is not None else []
+        else:
+            items = outbox.status(reference or "")
+    if as_json:
+        _emit_json({"items": [_item_doc(i) for i in items]})
+    else:
+        for item in items:
+            _print_item(item)
+        if not items:
+            err.print("no such item", highlight=False)
+    if not items:
+        raise typer.Exit(1)
+
+
+@mms_app.command("dispatch")
+def mms_dispatch(
+    until_idle: Annotated[
+        bool,
+        typer.Option(
+            "--until-idle",
+            help="keep going until nothing is queued or in flight (waits for retries)",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send the queued probes and resends that are due (resends first)."""
+    import time as time_module
+
+    from mmsq.bootstrap import mms_outbox
+
+    settings = _settings()
+    totals: Counter[str] = Counter()
+    with _app_for(settings) as a, mms_outbox(a) as outbox:
+        while True:
+            summary = outbox.dispatch_once()
+            totals.update(summary.as_dict())
+            if not until_idle or (not summary.claimed and not outbox.busy()):
+                break
+            if summary.claimed:
+                continue
+            wakeup = outbox.store.next_wakeup()
+            wait = (wakeup - a.clock.now()).total_seconds() if wakeup else 1.0
+            time_module.sleep(min(max(wait, 0.05), 5.0))
+        counts = outbox.store.counts()
+        unmatched = outbox.store.unmatched_count()
+    doc = {"dispatched": dict(totals), "states": counts, "unmatched_reports": unmatched}
+    if as_json:
+        _emit_json(doc)
+    else:
+        out.print(
+            "dispatched: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(totals.items()) if v)
+            + ("" if any(totals.values()) else "nothing due")
+            + " · outbox: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            + f" · unmatched reports {unmatched}",
+            highlight=False,
+        )
+
+
 def main() -> None:
     try:
         app()

@@ -15,6 +15,7 @@ from typing import Protocol
 
 __all__ = [
     "PROBE_EDITION",
+    "SENT_MAYBE",
     "MmsContent",
     "MmsGateway",
     "MmsPart",
@@ -62,6 +63,12 @@ class MmsSubmission:
     reference: str
     delivery_report: bool = True
     linked_id: str | None = None
+
+
+#: ``SubmitResult.details["sent"]`` of a transport failure after the request went out (a read
+#: timeout, a connection dropped mid-answer): the MMSC may have accepted the MM. Failures
+#: before anything was sent (connection refused) say ``"no"``.
+SENT_MAYBE = "maybe"
 
 
 class SubmitOutcome(StrEnum):

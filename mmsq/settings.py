@@ -252,6 +252,52 @@ class ReconcileSettings(_Section):
         return self
 
 
+class Mm7Settings(_Section):
+    """The MM7 link to the MMSC for the MMs mmsq sends itself (recovery probes, resends)."""
+
+    url: str = "http://127.0.0.1:8007/mm7"
+    vaspid: str = "sp01"
+    vasid: str = "news"
+    service_code: str = ""
+    sender_address: str = ""
+    username: str | None = None
+    password: SecretStr | None = Field(
+        default=None, description="set MMSQ_MM7__PASSWORD rather than the file"
+    )
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    rate_per_s: float = Field(default=10.0, ge=0, description="0: no limit")
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    backoff_s: float = Field(default=30.0, ge=0)
+    backoff_cap_s: float = Field(default=900.0, ge=0)
+    lease_s: float = Field(default=60.0, gt=0)
+    max_in_doubt_resends: int = Field(default=1, ge=0, le=3)
+    expiry_hours: float = Field(default=24.0, gt=0)
+    probe_subject: str = "彩信接收测试"
+    probe_text: str = "【手机报】彩信接收测试，无需回复。"  # noqa: RUF001 - Chinese punctuation
+    editions_dir: Path | None = Field(
+        default=None, description="published editions, one directory each, for resends"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_request(self) -> Mm7Settings:
+        if self.lease_s <= self.connect_timeout_s + self.read_timeout_s:
+            raise ValueError(
+                f"lease_s ({self.lease_s:g}) must exceed connect_timeout_s + read_timeout_s "
+                f"({self.connect_timeout_s + self.read_timeout_s:g}): a claim older than the "
+                "lease is taken for one whose sender died"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting mmsq reads; see config.example.toml for each one's meaning and unit."""
 
@@ -267,6 +313,7 @@ class Settings(BaseSettings):
     report: ReportSettings = ReportSettings()
     daemon: DaemonSettings = DaemonSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    mm7: Mm7Settings = Mm7Settings()
 
     @property
     def database_url(self) -> str:
