@@ -113,3 +113,6 @@ ingest_batches = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("summary", JSON),
 )
+
+# Tables declared by feature modules share `metadata`; import them so it is complete.
+from mmsq.adapters import sql_api_schema as _sql_api_schema  # noqa: E402, F401
