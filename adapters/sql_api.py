@@ -89,16 +89,16 @@ class SqlApiStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        m = sa.bindparam("msisdn")
+        m: sa.BindParameter[str] = sa.bindparam("msisdn")
         self._q_deliveries = (
             sa.select(*_DELIVERY_COLUMNS)
             .where(delivery_events.c.msisdn == m)
             .order_by(delivery_events.c.submitted_ts.desc())
             .limit(sa.bindparam("limit"))
         )
-        self._q_device = sa.select(
-            subscriber_devices.c.tac, subscriber_devices.c.seen_ts
-        ).where(subscriber_devices.c.msisdn == m)
+        self._q_device = sa.select(subscriber_devices.c.tac, subscriber_devices.c.seen_ts).where(
+            subscriber_devices.c.msisdn == m
+        )
         self._q_latest_edition = (
             sa.select(delivery_events.c.edition)
             .where(delivery_events.c.msisdn == m, delivery_events.c.edition.is_not(None))

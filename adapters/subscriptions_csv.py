@@ -16,6 +16,8 @@ from mmsq.subscription_lookup import InMemorySubscriptions, SubscriptionStatus, 
 
 __all__ = ["CsvSubscriptions", "load_subscriptions_csv"]
 
+_STATUSES = frozenset(s.value for s in SubscriptionStatus)
+
 
 @dataclass(frozen=True)
 class CsvSubscriptions:
@@ -32,7 +34,11 @@ def load_subscriptions_csv(path: Path, normaliser: MsisdnNormaliser) -> CsvSubsc
             msisdn = normaliser.normalise(row.get("msisdn") or "")
             status = (row.get("status") or "").strip().lower()
             product = (row.get("product") or "").strip()
-            if msisdn is None or not product or status not in SubscriptionStatus.__members__.values():
+            if (
+                msisdn is None
+                or not product
+                or status not in SubscriptionStatus.__members__.values()
+            ):
                 skipped += 1
                 continue
             lookup.put(

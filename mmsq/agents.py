@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Tokens start with this so that a leaked one is recognisable in logs and secret scanners.
-TOKEN_PREFIX = "mmsq_"
+TOKEN_PREFIX = "mmsq_"  # noqa: S105 - a public marker, not a secret
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 

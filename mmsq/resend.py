@@ -310,7 +310,10 @@ class ResendDispatcher:
             except ResendSendError as exc:
                 self._store.update_resend(
                     replace(
-                        resend, status=ResendStatus.FAILED, cause=exc.cause, done_at=self._clock.now()
+                        resend,
+                        status=ResendStatus.FAILED,
+                        cause=exc.cause,
+                        done_at=self._clock.now(),
                     )
                 )
             else:

@@ -6,11 +6,14 @@ owns them and closes them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from mmsq import __version__
 from mmsq.api.middleware import AuditMiddleware, BodyLimitMiddleware
-from mmsq.api.problems import install_problem_handlers
+from mmsq.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers, problem_responses
 from mmsq.api.routes import router
 from mmsq.api.services import ApiServices
 
@@ -45,7 +48,40 @@ def create_app(services: ApiServices) -> FastAPI:
         path = getattr(route, "path", "")
         if path.startswith("/v1/") and hasattr(route, "tags"):
             route.tags = [path.split("/")[2]]
+    _problem_only_openapi(app)
     # Last added runs first: audit wraps everything, including 413 answers.
     app.add_middleware(BodyLimitMiddleware, limit=services.max_body_bytes)
     app.add_middleware(AuditMiddleware, audit=services.audit, clock=services.clock)
     return app
+
+
+def _problem_only_openapi(app: FastAPI) -> None:
+    """Document every error answer as what it is: a problem body (FastAPI's default 422
+    schema is replaced; 422 is listed wherever input is validated)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for ops in doc.get("paths", {}).values():
+            for op in ops.values():
+                responses = op.setdefault("responses", {})
+                for code, meta in problem_responses(422).items():
+                    responses.setdefault(str(code), {"description": meta["description"]})
+                for code, response in responses.items():
+                    if code[0] in "45":
+                        response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": ref}}
+        schemas = doc.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -136,7 +136,10 @@ class AuditMiddleware:
                     return
                 message = {
                     **message,
-                    "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())],
+                    "headers": [
+                        *message.get("headers", []),
+                        (b"x-request-id", request_id.encode()),
+                    ],
                 }
             await send(message)
 

@@ -76,7 +76,7 @@ IdempotencyKey = Annotated[
             "description": "queued ahead of bulk traffic",
             "headers": {"Location": {"schema": {"type": "string"}, "description": "the resend"}},
         },
-        **problem_responses(*_AUTH, 404, 409, 413, 422),
+        **problem_responses(*_AUTH, 400, 404, 409, 413, 422),
     },
 )
 def create_resend(
@@ -219,7 +219,7 @@ def list_agents(
     summary="Add an agent (admins); the token is shown once",
     status_code=status.HTTP_201_CREATED,
     response_model=AgentCreated,
-    responses=problem_responses(*_AUTH, 409, 413, 422),
+    responses=problem_responses(*_AUTH, 400, 409, 413, 422),
 )
 def create_agent(
     body: AgentCreate,

@@ -204,7 +204,9 @@ class DiagnosisOut(_Out):
     @classmethod
     def of(cls, d: Diagnosis) -> DiagnosisOut:
         s = d.subscription
-        remedies = [RemedyOut(kind=r.kind, sent_at=r.sent_at, outcome=r.outcome) for r in d.remedies]
+        remedies = [
+            RemedyOut(kind=r.kind, sent_at=r.sent_at, outcome=r.outcome) for r in d.remedies
+        ]
         remedies += [
             RemedyOut(kind="resend", sent_at=r.submitted_at or r.created_at, outcome=r.status.value)
             for r in d.resends

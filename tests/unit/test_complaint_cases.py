@@ -80,7 +80,9 @@ def test_operator_file_replaces_shipped_and_is_validated(tmp_path: Path) -> None
         load_complaint_cases(tmp_path)
 
 
-def record(minutes_ago: int, cause: str, code: str = "Retrieved", final: bool = True) -> DeliveryRecord:
+def record(
+    minutes_ago: int, cause: str, code: str = "Retrieved", final: bool = True
+) -> DeliveryRecord:
     at = T0 - timedelta(minutes=minutes_ago)
     return DeliveryRecord(MSISDN, "ed", f"m{minutes_ago}", at, at, "mm7", code, None, cause, final)
 

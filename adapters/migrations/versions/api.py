@@ -68,9 +68,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(40), nullable=False),
         sa.Column("status", sa.SmallInteger, nullable=False),
         sa.Column("request_id", sa.String(40), nullable=False),
-        sa.Column(
-            "subject", sa.String(24), comment="MSISDN: full for resends, masked otherwise"
-        ),
+        sa.Column("subject", sa.String(24), comment="MSISDN: full for resends, masked otherwise"),
         sa.Column("detail", sa.Text),
         sa.Column("client", sa.String(64)),
     )
@@ -101,12 +99,8 @@ def upgrade() -> None:
         sa.Column("done_at", sa.DateTime(timezone=True)),
         sa.UniqueConstraint("agent_id", "idempotency_key", name="uq_api_resends_agent_key"),
     )
-    op.create_index(
-        "ix_api_resends_msisdn_created", "api_resends", ["msisdn", "created_at"]
-    )
-    op.create_index(
-        "ix_api_resends_queue", "api_resends", ["status", "priority", "created_at"]
-    )
+    op.create_index("ix_api_resends_msisdn_created", "api_resends", ["msisdn", "created_at"])
+    op.create_index("ix_api_resends_queue", "api_resends", ["status", "priority", "created_at"])
 
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_APPEND_ONLY)
