@@ -126,4 +126,5 @@ def build_api_services(
         normaliser=normaliser,
         clock=clock,
         max_body_bytes=api.max_body_bytes,
+        threads=api.threads,
     )

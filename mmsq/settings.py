@@ -90,6 +90,9 @@ class ApiSettings(_Section):
         default=5.0, ge=0, description="how long a token lookup is reused; revocation delay"
     )
     deliveries_shown: int = Field(default=10, ge=1, le=100)
+    threads: int = Field(
+        default=4, ge=1, le=64, description="threads running endpoint and database work"
+    )
     subscriptions_csv: Path | None = Field(
         default=None,
         description="interim subscription list (msisdn,product,status[,suspended_by])",

@@ -122,7 +122,11 @@ def api_world(
         for role in Role:
             _, tokens[role.value] = services.agents.add(f"{role.value}-1", role)
         _, tokens["agent2"] = services.agents.add("agent-2", Role.AGENT)
-        yield ApiWorld(create_app(services), services, SqlApiStore(sql.engine), sql, clock, tokens)
+        app = create_app(services)
+        try:
+            yield ApiWorld(app, services, SqlApiStore(sql.engine), sql, clock, tokens)
+        finally:
+            app.state.audit_writer.close()
     finally:
         sql.close()
 

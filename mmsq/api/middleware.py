@@ -11,12 +11,12 @@ import secrets
 from typing import Any
 
 import structlog
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mmsq.api.audit_context import AUDIT_KEY, AuditContext
+from mmsq.api.audit_writer import GroupCommitAudit
 from mmsq.api.problems import BODY_TOO_LARGE, problem_response
-from mmsq.audit import AuditEntry, AuditLog, subject_for_audit
+from mmsq.audit import AuditEntry, subject_for_audit
 from mmsq.ports import Clock
 
 __all__ = ["AuditMiddleware", "BodyLimitMiddleware"]
@@ -80,9 +80,9 @@ class BodyLimitMiddleware:
 class AuditMiddleware:
     """Appends one audit entry per HTTP call: who, when, what (route template), outcome."""
 
-    def __init__(self, app: ASGIApp, audit: AuditLog, clock: Clock) -> None:
+    def __init__(self, app: ASGIApp, writer: GroupCommitAudit, clock: Clock) -> None:
         self.app = app
-        self.audit = audit
+        self.writer = writer
         self.clock = clock
 
     def _entry(self, scope: Scope, status: int) -> AuditEntry:
@@ -117,7 +117,7 @@ class AuditMiddleware:
 
         async def write(status: int) -> bool:
             try:
-                await run_in_threadpool(self.audit.append, self._entry(scope, status))
+                await self.writer.write(self._entry(scope, status))
             except Exception:
                 log.exception("audit entry could not be written", request_id=request_id)
                 return False

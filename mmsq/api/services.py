@@ -27,3 +27,4 @@ class ApiServices:
     normaliser: MsisdnNormaliser
     clock: Clock
     max_body_bytes: int = 16384
+    threads: int = 4
