@@ -79,7 +79,7 @@ def _event_sql(dialect: str, day: int, n: int) -> str:
     )
     if dialect == "postgresql":
         msisdn = f"'{PREFIX}' || lpad(s::text, 8, '0')"
-        series = f"generate_series(0, {n - 1}) AS g(s), (VALUES (0), (1)) AS v(e)"
+        series = f"generate_series(0::bigint, {n - 1}) AS g(s), (VALUES (0), (1)) AS v(e)"
         day_expr = f"DATE '{day_text}'"
         ed_expr = f"'{ed}-' || CASE WHEN e = 0 THEN 'am' ELSE 'pm' END"
         mid = f"'m' || ({day} * {2 * n} + s * 2 + e)"
@@ -145,8 +145,8 @@ def generate(url: str, n: int) -> float:
                 "CREATE INDEX ix_delivery_events_msisdn_ts ON delivery_events "
                 "(msisdn, submitted_ts)"
             )
-        with store.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        auto = store.engine.execution_options(isolation_level="AUTOCOMMIT")
+        with auto.connect() as conn:
             conn.exec_driver_sql("VACUUM ANALYZE" if dialect == "postgresql" else "ANALYZE")
             rows = conn.execute(sa.text("SELECT count(*) FROM delivery_events")).scalar_one()
         print(f"  {rows:,} events", file=sys.stderr, flush=True)
@@ -248,15 +248,27 @@ def server(url: str, n: int) -> Iterator[int]:
         proc.wait(timeout=60)
 
 
-def wrk(port: int, path_format: str, n: int, token: str, args: argparse.Namespace) -> dict[str, float]:
+def wrk(
+    port: int, path_format: str, n: int, token: str, args: argparse.Namespace
+) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(WRK_SCRIPT.format(n=n, token=token, path=path_format))
         script = fh.name
     try:
         done = subprocess.run(
-            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
-             "-s", script, f"http://127.0.0.1:{port}"],
-            capture_output=True, text=True, check=True,
+            [
+                "wrk",
+                "-t2",
+                f"-c{args.connections}",
+                f"-d{args.duration}s",
+                "--latency",
+                "-s",
+                script,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     finally:
         os.unlink(script)
