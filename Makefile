@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck bench-ingest clean
+.PHONY: setup demo test lint typecheck bench-ingest bench-api clean
 
 $(BIN)/mmsq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: setup
 
 bench-ingest: setup
 	$(BIN)/python bench/bench_ingest.py
+
+bench-api: setup
+	$(BIN)/python bench/bench_api.py
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info

@@ -145,6 +145,9 @@ def rules_check(
             raise _fail(str(exc)) from None
     try:
         rules = load_rules(target)
+        from mmsq.complaint_cases import load_complaint_cases
+
+        load_complaint_cases(target)
     except RulesError as exc:
         if as_json:
             _emit_json({"ok": False, "problems": [p.__dict__ for p in exc.problems]})
@@ -400,6 +403,10 @@ def serve_api(
             services = build_api_services(settings, a.store.engine, clock=a.clock)
         except RulesError as exc:
             raise _fail("invalid rules: " + str(exc)) from None
+        except OSError as exc:
+            raise _fail(
+                f"api.subscriptions_csv: cannot read {exc.filename}: {exc.strerror}"
+            ) from None
         uvicorn.run(
             create_app(services),
             host=host or settings.api.host,
