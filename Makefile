@@ -7,6 +7,7 @@ BIN     = $(VENV)/bin
 
 .PHONY: setup demo test lint typecheck bench-ingest report-example clean
 .PHONY: setup demo test lint typecheck bench-ingest bench-reconcile clean
+.PHONY: setup demo test lint typecheck bench-ingest bench-api clean
 
 $(BIN)/mmsq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,8 @@ report-example: setup
 bench-reconcile: setup
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/bench_reconcile.py
+bench-api: setup
+	$(BIN)/python bench/bench_api.py
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info

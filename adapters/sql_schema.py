@@ -59,6 +59,9 @@ ingest_batches = Table(
 
 # Schema additions owned by other features (they attach to `metadata` on import).
 import mmsq.adapters.sql_daemon_schema  # noqa: E402, F401  (registers the daemon tables on metadata)
+
+# Tables declared by feature modules share `metadata`; import them so it is complete.
+from mmsq.adapters import sql_api_schema as _sql_api_schema  # noqa: E402, F401
 from mmsq.adapters import sql_event_schema as _sql_event_schema  # noqa: E402, F401
 from mmsq.adapters import sql_mms_outbox_schema as _sql_mms_outbox_schema  # noqa: E402, F401
 

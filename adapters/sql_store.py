@@ -48,11 +48,12 @@ class SchemaNotCurrentError(RuntimeError):
     """The database is not at the schema this version of mmsq needs."""
 
 
-def create_engine_for(url: str, echo: bool = False) -> Engine:
-    """An engine with the pragmas mmsq needs on SQLite (WAL, busy timeout)."""
+def create_engine_for(url: str, echo: bool = False, **pool: Any) -> Engine:
+    """An engine with the pragmas mmsq needs on SQLite (WAL, busy timeout); ``pool`` passes
+    pool sizing (``pool_size``, ``max_overflow``) to SQLAlchemy."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, echo=echo, future=True)
+    engine = sa.create_engine(url, echo=echo, future=True, **pool)
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")

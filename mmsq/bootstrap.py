@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import Engine
+
 from mmsq.adapters.reconcile_files import SendListDropFolder
 from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_store import SqlStore
@@ -17,6 +19,7 @@ from mmsq.blacklist import BlacklistService
 from mmsq.classify import Classifier
 from mmsq.daemon import Daemon
 from mmsq.devices import DeviceCatalogue, load_devices
+from mmsq.diagnosis import DiagnosisSource
 from mmsq.health import HealthRegistry
 from mmsq.housekeeping import RetentionPurgeJob
 from mmsq.inbox import InboxIngestJob
@@ -24,11 +27,12 @@ from mmsq.ingest import IngestService
 from mmsq.jobs import Job, JobFunc, JobRegistry, JobRunner, Schedule
 from mmsq.metrics import Metrics
 from mmsq.msisdn import MsisdnNormaliser
-from mmsq.ports import EventStore
+from mmsq.ports import Clock, EventStore
 from mmsq.reconcile import ReconcileService
 from mmsq.recovery import RecoveryService
 from mmsq.report import ReportRun
 from mmsq.report_intake import ReportIntake
+from mmsq.resend import DeliverySuspension, EditionSource
 from mmsq.rules_loader import load_rules
 from mmsq.rules_model import RuleSet
 from mmsq.scoring_ports import SubscriptionStatusLookup
@@ -38,6 +42,7 @@ from mmsq.settings import JobSchedule, Settings
 from mmsq.shutdown import ShutdownHooks
 from mmsq.subscription_events import SubscriptionEventService
 from mmsq.subscription_import import SnapshotImportService
+from mmsq.subscription_lookup import SubscriptionLookup
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
     from mmsq.adapters.http_server import ThreadedHttpServer
     from mmsq.adapters.mm7_client import Mm7ClientConfig
     from mmsq.adapters.scheduler import ApsScheduler
+    from mmsq.api.services import ApiServices
     from mmsq.mms import MmsGateway
     from mmsq.mms_outbox import MmsOutbox
 
@@ -56,6 +62,7 @@ __all__ = [
     "ScoringApp",
     "SubscriptionServices",
     "SystemClock",
+    "build_api_services",
     "build_app",
     "build_daemon",
     "build_scoring",
@@ -482,3 +489,64 @@ def mms_outbox(app: App, gateway: MmsGateway | None = None) -> Iterator[MmsOutbo
     finally:
         if client is not None:
             client.close()
+
+
+def build_api_services(
+    settings: Settings,
+    engine: Engine,
+    *,
+    subscriptions: SubscriptionLookup | None = None,
+    diagnosis_source: DiagnosisSource | None = None,
+    editions: EditionSource | None = None,
+    suspension: DeliverySuspension | None = None,
+    clock: Clock | None = None,
+) -> ApiServices:
+    """The agent API's services on ``engine`` (the event store's). Pieces built elsewhere
+    (the subscription store, scoring) are passed in; each defaults to what exists today:
+    the ``[api] subscriptions_csv`` file (or no subscriptions at all), a verdict from the delivery
+    history, the latest edition sent to the subscriber. Raises RulesError."""
+    from mmsq.adapters.sql_api import SqlApiStore
+    from mmsq.adapters.subscriptions_csv import load_subscriptions_csv
+    from mmsq.agents import AgentService
+    from mmsq.api.services import ApiServices
+    from mmsq.complaint_cases import load_complaint_cases
+    from mmsq.diagnosis import AssessmentSuspension, DiagnosisService, HistoryDiagnosisSource
+    from mmsq.rate_limit import RateLimiter
+    from mmsq.resend import ResendService
+    from mmsq.subscription_lookup import InMemorySubscriptions
+
+    api = settings.api
+    clock = clock or SystemClock()
+    normaliser = MsisdnNormaliser(settings.ingest.default_region)
+    store = SqlApiStore(engine)
+    cases = load_complaint_cases(settings.rules.dir)
+    if subscriptions is None:
+        if api.subscriptions_csv is not None:
+            subscriptions = load_subscriptions_csv(api.subscriptions_csv, normaliser).lookup
+        else:
+            subscriptions = InMemorySubscriptions()
+    source = diagnosis_source or HistoryDiagnosisSource(store)
+    return ApiServices(
+        agents=AgentService(store, clock, api.auth_cache_seconds),
+        resends=ResendService(
+            store=store,
+            subscriptions=subscriptions,
+            editions=editions or store,
+            suspension=suspension or AssessmentSuspension(source, store),
+            clock=clock,
+        ),
+        diagnosis=DiagnosisService(
+            subscriptions=subscriptions,
+            history=store,
+            source=source,
+            resends=store,
+            cases=cases,
+            deliveries_shown=api.deliveries_shown,
+        ),
+        audit=store,
+        rate_limiter=RateLimiter(api.rate_limit_per_minute, api.rate_limit_burst, clock),
+        normaliser=normaliser,
+        clock=clock,
+        max_body_bytes=api.max_body_bytes,
+        threads=api.threads,
+    )

@@ -146,6 +146,9 @@ def rules_check(
             raise _fail(str(exc)) from None
     try:
         rules = load_rules(target)
+        from mmsq.complaint_cases import load_complaint_cases
+
+        load_complaint_cases(target)
     except RulesError as exc:
         if as_json:
             _emit_json({"ok": False, "problems": [p.__dict__ for p in exc.problems]})
@@ -1285,6 +1288,126 @@ def mms_dispatch(
             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
             + f" · unmatched reports {unmatched}",
             highlight=False,
+        )
+
+
+# -- agents and the API --------------------------------------------------------------------
+
+agents_app = typer.Typer(help="API callers and their tokens.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+
+
+@contextmanager
+def _agent_service(settings: Settings) -> Iterator[Any]:
+    from mmsq.adapters.sql_api import SqlApiStore
+    from mmsq.agents import AgentService
+
+    with _app_for(settings) as a:
+        yield AgentService(SqlApiStore(a.store.engine), a.clock, cache_seconds=0)
+
+
+@agents_app.command("add")
+def agents_add(
+    name: Annotated[str, typer.Argument(help="agent name, e.g. a staff login")],
+    role: Annotated[str, typer.Option(help="agent | supervisor | admin | feed")] = "agent",
+    as_json: JsonOpt = False,
+) -> None:
+    """Add an API caller and print its token (shown this once; only a hash is stored)."""
+    from mmsq.agents import AgentExistsError, Role
+
+    settings = _settings()
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise _fail(f"unknown role {role!r}: use agent, supervisor, admin or feed") from None
+    with _agent_service(settings) as agents:
+        try:
+            agent, token = agents.add(name, chosen)
+        except (AgentExistsError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+    if as_json:
+        _emit_json({"name": agent.name, "role": agent.role.value, "token": token})
+        return
+    err.print(f"added {agent.name} ({agent.role.value}); the token is shown once:", highlight=False)
+    sys.stdout.write(token + "\n")
+
+
+@agents_app.command("list")
+def agents_list(
+    include_revoked: Annotated[bool, typer.Option("--all", help="also revoked agents")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API callers (never their tokens)."""
+    settings = _settings()
+    with _agent_service(settings) as agents:
+        rows = list(agents.list(include_revoked))
+    if as_json:
+        _emit_json(
+            [
+                {
+                    "name": a.name,
+                    "role": a.role.value,
+                    "created_at": a.created_at.isoformat(),
+                    "revoked_at": a.revoked_at.isoformat() if a.revoked_at else None,
+                }
+                for a in rows
+            ]
+        )
+        return
+    table = Table(show_header=True)
+    for col in ("name", "role", "created", "revoked"):
+        table.add_column(col)
+    for a in rows:
+        table.add_row(
+            a.name,
+            a.role.value,
+            f"{a.created_at:%Y-%m-%d %H:%M}",
+            f"{a.revoked_at:%Y-%m-%d %H:%M}" if a.revoked_at else "",
+        )
+    out.print(table)
+
+
+@agents_app.command("revoke")
+def agents_revoke(name: Annotated[str, typer.Argument(help="agent name")]) -> None:
+    """Revoke an agent's token (within [api] auth_cache_seconds in a running API)."""
+    from mmsq.agents import AgentNotFoundError
+
+    settings = _settings()
+    with _agent_service(settings) as agents:
+        try:
+            agent = agents.revoke(name)
+        except AgentNotFoundError as exc:
+            raise _fail(str(exc), 1) from None
+    out.print(f"revoked {agent.name}")
+
+
+@app.command("api")
+def serve_api(
+    host: Annotated[str | None, typer.Option(help="address (default: [api] host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: [api] port)")] = None,
+) -> None:
+    """Serve the agent HTTP API (resend, diagnosis, audit) with uvicorn."""
+    import uvicorn
+
+    from mmsq.api import create_app
+    from mmsq.bootstrap import build_api_services
+
+    settings = _settings()
+    with _app_for(settings) as a:
+        try:
+            services = build_api_services(settings, a.store.engine, clock=a.clock)
+        except RulesError as exc:
+            raise _fail("invalid rules: " + str(exc)) from None
+        except OSError as exc:
+            raise _fail(
+                f"api.subscriptions_csv: cannot read {exc.filename}: {exc.strerror}"
+            ) from None
+        uvicorn.run(
+            create_app(services),
+            host=host or settings.api.host,
+            port=settings.api.port if port is None else port,
+            log_level=settings.log.level.lower(),
+            access_log=False,  # the audit trail records every call, with MSISDNs masked
         )
 
 

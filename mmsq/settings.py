@@ -298,6 +298,27 @@ class Mm7Settings(_Section):
         return self
 
 
+class ApiSettings(_Section):
+    """The agent HTTP API (``mmsq api``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    rate_limit_per_minute: int = Field(default=120, ge=1, description="requests per token")
+    rate_limit_burst: int = Field(default=30, ge=1, description="requests a token may bunch up")
+    max_body_bytes: int = Field(default=16384, ge=256, description="larger bodies get 413")
+    auth_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long a token lookup is reused; revocation delay"
+    )
+    deliveries_shown: int = Field(default=10, ge=1, le=100)
+    threads: int = Field(
+        default=4, ge=1, le=64, description="threads running endpoint and database work"
+    )
+    subscriptions_csv: Path | None = Field(
+        default=None,
+        description="interim subscription list (msisdn,product,status[,suspended_by])",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting mmsq reads; see config.example.toml for each one's meaning and unit."""
 
@@ -314,6 +335,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     mm7: Mm7Settings = Mm7Settings()
+    api: ApiSettings = ApiSettings()
 
     @property
     def database_url(self) -> str:

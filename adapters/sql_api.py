@@ -1,0 +1,325 @@
+"""SQL adapter for the agent API: agents, audit trail, resends, and the read side of the
+event store that diagnosis needs (last deliveries, device, latest edition).
+
+Implements ``AgentStore``, ``AuditLog``, ``ResendStore``, ``DeliveryHistory``, ``DeviceLookup``
+and ``EditionSource``. The audit trail is only ever inserted into and read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from mmsq.adapters.sql_api_schema import api_agents, api_audit, api_resends
+from mmsq.adapters.sql_schema import delivery_events, subscriber_devices
+from mmsq.agents import Agent, AgentExistsError, AgentNotFoundError, Role
+from mmsq.audit import AuditEntry, AuditPage, AuditQuery
+from mmsq.diagnosis import DeliveryRecord, DeviceInfo
+from mmsq.resend import DuplicateResendKeyError, Resend, ResendStatus
+
+__all__ = ["SqlApiStore"]
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    """Stored in UTC; SQLite hands back naive datetimes, which are UTC."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _from_ts(ts: int | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _agent(row: Any) -> Agent:
+    return Agent(
+        id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        token_hash=row.token_hash,
+        created_at=_utc(row.created_at),  # type: ignore[arg-type]
+        revoked_at=_utc(row.revoked_at),
+    )
+
+
+def _resend(row: Any) -> Resend:
+    return Resend(
+        id=row.id,
+        agent_id=row.agent_id,
+        agent_name=row.agent_name,
+        idempotency_key=row.idempotency_key,
+        request_hash=row.request_hash,
+        msisdn=row.msisdn,
+        product=row.product,
+        edition=row.edition,
+        edition_requested=row.edition_requested,
+        reason=row.reason,
+        complaint_id=row.complaint_id,
+        priority=row.priority,
+        resume_on_delivery=bool(row.resume_on_delivery),
+        status=ResendStatus(row.status),
+        created_at=_utc(row.created_at),  # type: ignore[arg-type]
+        submitted_at=_utc(row.submitted_at),
+        done_at=_utc(row.done_at),
+        message_id=row.message_id,
+        cause=row.cause,
+    )
+
+
+_DELIVERY_COLUMNS = (
+    delivery_events.c.msisdn,
+    delivery_events.c.edition,
+    delivery_events.c.message_id,
+    delivery_events.c.submitted_ts,
+    delivery_events.c.done_ts,
+    delivery_events.c.status_source,
+    delivery_events.c.status_code,
+    delivery_events.c.error_code,
+    delivery_events.c.cause,
+    delivery_events.c.final,
+)
+
+
+class SqlApiStore:
+    """The agent API's persistence on a SQLAlchemy engine (shared with the event store)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # Single-statement reads and the audit insert run in autocommit: each is atomic on its
+        # own, and it saves the BEGIN and ROLLBACK/COMMIT round trips per statement (a third
+        # of a diagnosis's database time on PostgreSQL).
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        m: sa.BindParameter[str] = sa.bindparam("msisdn")
+        self._q_deliveries = (
+            sa.select(*_DELIVERY_COLUMNS)
+            .where(delivery_events.c.msisdn == m)
+            .order_by(delivery_events.c.submitted_ts.desc())
+            .limit(sa.bindparam("limit"))
+        )
+        self._q_device = sa.select(subscriber_devices.c.tac, subscriber_devices.c.seen_ts).where(
+            subscriber_devices.c.msisdn == m
+        )
+        self._q_latest_edition = (
+            sa.select(delivery_events.c.edition)
+            .where(delivery_events.c.msisdn == m, delivery_events.c.edition.is_not(None))
+            .order_by(delivery_events.c.submitted_ts.desc())
+            .limit(1)
+        )
+        self._q_resends_for = (
+            sa.select(api_resends)
+            .where(api_resends.c.msisdn == m)
+            .order_by(api_resends.c.created_at.desc())
+            .limit(sa.bindparam("limit"))
+        )
+
+    # -- AgentStore ------------------------------------------------------------------------
+
+    def add_agent(self, name: str, role: Role, token_hash: str, created_at: datetime) -> Agent:
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.execute(
+                    api_agents.insert()
+                    .values(
+                        name=name,
+                        role=role.value,
+                        token_hash=token_hash,
+                        created_at=_utc(created_at),
+                    )
+                    .returning(api_agents.c.id)
+                ).scalar_one()
+        except sa.exc.IntegrityError:
+            raise AgentExistsError(f"an active agent named {name!r} exists already") from None
+        return Agent(new_id, name, role, token_hash, _utc(created_at))  # type: ignore[arg-type]
+
+    def agent_by_token_hash(self, token_hash: str) -> Agent | None:
+        with self._auto.connect() as conn:
+            row = conn.execute(
+                sa.select(api_agents).where(api_agents.c.token_hash == token_hash)
+            ).first()
+        return _agent(row) if row else None
+
+    def list_agents(self, include_revoked: bool = False) -> Sequence[Agent]:
+        q = sa.select(api_agents).order_by(api_agents.c.name, api_agents.c.id)
+        if not include_revoked:
+            q = q.where(api_agents.c.revoked_at.is_(None))
+        with self.engine.connect() as conn:
+            return [_agent(r) for r in conn.execute(q)]
+
+    def revoke_agent(self, name: str, at: datetime) -> Agent:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(api_agents).where(
+                    api_agents.c.name == name, api_agents.c.revoked_at.is_(None)
+                )
+            ).first()
+            if row is None:
+                raise AgentNotFoundError(f"no active agent named {name!r}")
+            conn.execute(
+                api_agents.update().where(api_agents.c.id == row.id).values(revoked_at=_utc(at))
+            )
+        agent = _agent(row)
+        return Agent(agent.id, agent.name, agent.role, agent.token_hash, agent.created_at, at)
+
+    # -- AuditLog --------------------------------------------------------------------------
+
+    def append(self, entry: AuditEntry) -> None:
+        self.append_many([entry])
+
+    def append_many(self, entries: Sequence[AuditEntry]) -> None:
+        rows = [
+            {
+                "at": _utc(e.at),
+                "actor": e.actor,
+                "role": e.role,
+                "method": e.method[:8],
+                "route": e.route[:200],
+                "action": e.action[:40],
+                "status": e.status,
+                "request_id": e.request_id[:40],
+                "subject": e.subject,
+                "detail": e.detail[:500] if e.detail else None,
+                "client": e.client[:64] if e.client else None,
+            }
+            for e in entries
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(api_audit.insert(), rows)
+
+    def query(self, q: AuditQuery) -> AuditPage:
+        stmt = sa.select(api_audit).order_by(api_audit.c.id).limit(q.limit + 1)
+        if q.since is not None:
+            stmt = stmt.where(api_audit.c.at >= _utc(q.since))
+        if q.until is not None:
+            stmt = stmt.where(api_audit.c.at < _utc(q.until))
+        if q.actor is not None:
+            stmt = stmt.where(api_audit.c.actor == q.actor)
+        if q.after_id is not None:
+            stmt = stmt.where(api_audit.c.id > q.after_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        entries = [
+            AuditEntry(
+                at=_utc(r.at),  # type: ignore[arg-type]
+                actor=r.actor,
+                role=r.role,
+                method=r.method,
+                route=r.route,
+                action=r.action,
+                status=r.status,
+                request_id=r.request_id,
+                subject=r.subject,
+                detail=r.detail,
+                client=r.client,
+                id=r.id,
+            )
+            for r in rows[: q.limit]
+        ]
+        more = len(rows) > q.limit
+        return AuditPage(entries, entries[-1].id if more and entries else None)
+
+    # -- ResendStore -----------------------------------------------------------------------
+
+    def resend_by_key(self, agent_id: int, key: str) -> Resend | None:
+        with self._auto.connect() as conn:
+            row = conn.execute(
+                sa.select(api_resends).where(
+                    api_resends.c.agent_id == agent_id, api_resends.c.idempotency_key == key
+                )
+            ).first()
+        return _resend(row) if row else None
+
+    def insert_resend(self, resend: Resend) -> None:
+        values = {
+            "id": resend.id,
+            "agent_id": resend.agent_id,
+            "agent_name": resend.agent_name,
+            "idempotency_key": resend.idempotency_key,
+            "request_hash": resend.request_hash,
+            "msisdn": resend.msisdn,
+            "product": resend.product,
+            "edition": resend.edition,
+            "edition_requested": resend.edition_requested,
+            "reason": resend.reason,
+            "complaint_id": resend.complaint_id,
+            "priority": resend.priority,
+            "resume_on_delivery": resend.resume_on_delivery,
+            "status": resend.status.value,
+            "created_at": _utc(resend.created_at),
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(api_resends.insert().values(**values))
+        except sa.exc.IntegrityError:
+            raise DuplicateResendKeyError(resend.idempotency_key) from None
+
+    def resend_by_id(self, resend_id: str) -> Resend | None:
+        with self._auto.connect() as conn:
+            row = conn.execute(sa.select(api_resends).where(api_resends.c.id == resend_id)).first()
+        return _resend(row) if row else None
+
+    def resends_for(self, msisdn: str, limit: int) -> Sequence[Resend]:
+        with self._auto.connect() as conn:
+            rows = conn.execute(self._q_resends_for, {"msisdn": msisdn, "limit": limit})
+            return [_resend(r) for r in rows]
+
+    def queued_resends(self, limit: int) -> Sequence[Resend]:
+        q = (
+            sa.select(api_resends)
+            .where(api_resends.c.status == ResendStatus.QUEUED.value)
+            .order_by(api_resends.c.priority, api_resends.c.created_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_resend(r) for r in conn.execute(q)]
+
+    def update_resend(self, resend: Resend) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                api_resends.update()
+                .where(api_resends.c.id == resend.id)
+                .values(
+                    status=resend.status.value,
+                    cause=resend.cause,
+                    message_id=resend.message_id,
+                    submitted_at=_utc(resend.submitted_at),
+                    done_at=_utc(resend.done_at),
+                )
+            )
+
+    # -- DeliveryHistory, DeviceLookup, EditionSource ---------------------------------------
+
+    def last_deliveries(self, msisdn: str, limit: int) -> Sequence[DeliveryRecord]:
+        with self._auto.connect() as conn:
+            rows = conn.execute(self._q_deliveries, {"msisdn": msisdn, "limit": limit}).all()
+        return [
+            DeliveryRecord(
+                msisdn=r.msisdn,
+                edition=r.edition,
+                message_id=r.message_id,
+                submitted_at=_from_ts(r.submitted_ts),  # type: ignore[arg-type]
+                done_at=_from_ts(r.done_ts),
+                status_source=r.status_source,
+                status_code=r.status_code,
+                error_code=r.error_code,
+                cause=r.cause,
+                final=bool(r.final),
+            )
+            for r in rows
+        ]
+
+    def device(self, msisdn: str) -> DeviceInfo | None:
+        with self._auto.connect() as conn:
+            row = conn.execute(self._q_device, {"msisdn": msisdn}).first()
+        return DeviceInfo(tac=row.tac, seen_at=_from_ts(row.seen_ts)) if row else None
+
+    def latest_edition(self, product: str, msisdn: str) -> str | None:
+        """The newest edition mmsq sent to this subscriber: the event store knows editions but
+        not products, so this stands in until the subscription store lists editions."""
+        with self._auto.connect() as conn:
+            value = conn.execute(self._q_latest_edition, {"msisdn": msisdn}).scalar()
+        return str(value) if value else None

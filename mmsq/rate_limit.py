@@ -1,0 +1,46 @@
+"""Per-caller token buckets: a steady rate per minute with a burst allowance.
+
+State lives in the process (one bucket per caller key). With one API worker the limit is exact;
+with several, each worker enforces it on its own share of the traffic.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from mmsq.ports import Clock
+
+__all__ = ["RateLimiter", "RateVerdict"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateVerdict:
+    allowed: bool
+    retry_after_s: float = 0.0
+    remaining: int = 0
+
+
+class RateLimiter:
+    """Token bucket per key: ``per_minute`` tokens added per minute, at most ``burst`` held."""
+
+    def __init__(self, per_minute: int, burst: int, clock: Clock) -> None:
+        if per_minute <= 0 or burst <= 0:
+            raise ValueError("rate and burst must be positive")
+        self._rate = per_minute / 60.0
+        self._burst = float(burst)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def check(self, key: str) -> RateVerdict:
+        """Take one token for ``key`` if there is one; else say how long until there is."""
+        now = self._clock.now().timestamp()
+        with self._lock:
+            tokens, at = self._buckets.get(key, (self._burst, now))
+            tokens = min(self._burst, tokens + max(0.0, now - at) * self._rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return RateVerdict(True, 0.0, int(tokens - 1.0))
+            self._buckets[key] = (tokens, now)
+            return RateVerdict(False, (1.0 - tokens) / self._rate, 0)
