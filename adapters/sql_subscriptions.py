@@ -22,7 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from mmsq.adapters.sql_store import SqlStore, _rows
+from mmsq.adapters.sql_bulk import SqlBulkLoad
+from mmsq.adapters.sql_bulk import frame_rows as _rows
+from mmsq.adapters.sql_store import SqlStore
 from mmsq.adapters.sql_subscriptions_schema import (
     reconcile_runs,
     subscription_events,
@@ -63,7 +65,7 @@ def _status(value: str | None) -> SubscriptionStatus | None:
 
 
 # Subclassed for the engine, the bulk loaders and quarantine; mypy sees mmsq.adapters as Any.
-class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
+class SqlSubscriptionStore(SqlBulkLoad, SqlStore):  # type: ignore[misc]
     """Subscriptions, their events, snapshots, repairs and reconcile runs in SQL."""
 
     # -- helpers -------------------------------------------------------------------------

@@ -7,17 +7,16 @@ import json
 from pathlib import Path
 
 from mmsq.adapters.sql_store import SqlStore
-from mmsq.simulators.daily_population import PopulationSpec, device_table, generate, load_into
+from mmsq.simulators.daily_population import PopulationSpec, device_table, generate, load_chunks
 from tests.e2e.test_cli import run
 
 
 def test_blacklist_score_show_and_export(tmp_path: Path) -> None:
     assert run(["db", "upgrade"], tmp_path).returncode == 0
     store = SqlStore.from_url(f"sqlite:///{tmp_path / 'var' / 'mmsq.db'}")
-    truth = []
-    for chunk in generate(PopulationSpec(subscribers=300, seed=5)):
-        load_into(store.engine, chunk)
-        truth.append(chunk.truth)
+    chunks = list(generate(PopulationSpec(subscribers=300, seed=5)))
+    load_chunks(store.engine, chunks)
+    truth = [chunk.truth for chunk in chunks]
     store.close()
     (tmp_path / "rules").mkdir()
     device_table().to_csv(tmp_path / "rules" / "devices.csv", index=False)

@@ -1,0 +1,151 @@
+"""The window summary folded incrementally from slices of daily aggregates (numpy, no SQL).
+
+Scoring needs one row per subscriber (``mmsq.features.SUMMARY_COLUMNS``: three sums and one
+day mask per condition) over a month of daily aggregates: 45 million rows for a province.
+Reading them all at once costs several GiB, so the store hands them over a few days at a time
+and ``WindowFold.add`` folds each slice into per-subscriber arrays:
+
+- the slice's MSISDN categories are mapped once to global subscriber numbers (a slice with
+  the same categories as the one before reuses the mapping);
+- a subscriber appears at most once per day, so day by day the sums are plain fancy-index
+  additions and the conditions one small flag word per (subscriber, day), written with one
+  fancy-index assignment (no ``np.add.at``, no Python loop over rows);
+- ``summary()`` turns the flag words into the 64-bit day masks at the end.
+
+Memory: 2 bytes per subscriber and window day for the flags plus 8 bytes per sum, whatever
+the slice size; the slices themselves are the caller's to bound. The result equals
+``mmsq.features.summarise_window`` on the whole window (a contract test checks it).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mmsq.features import MASKS, SUMMARY_COLUMNS, SUMS, empty_summary
+
+__all__ = ["FOLD_COLUMNS", "WindowFold"]
+
+#: The daily-aggregate counters the fold reads (pass them as ``columns=`` to the store).
+FOLD_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys([*SUMS, *(c for cols in MASKS.values() for c in cols)])
+)
+_MASK_NAMES = tuple(MASKS)
+_DAY = np.timedelta64(1, "D")
+
+
+class WindowFold:
+    """Accumulates daily-aggregate slices of ``[first_day, last_day]`` into the summary."""
+
+    def __init__(self, first_day: date, last_day: date) -> None:
+        self.first = np.datetime64(first_day, "D")
+        self.days = (last_day - first_day).days + 1
+        if not 1 <= self.days <= 64:
+            raise ValueError("a window is 1 to 64 days (one bit per day)")
+        self._msisdns: list[npt.NDArray[np.object_]] = []
+        self._index = pd.Index([], dtype=object)
+        self._n = 0
+        self._sums = np.zeros((0, len(SUMS)), dtype=np.int64)
+        # (day, subscriber): one row per day, written and read contiguously.
+        self._flags = np.zeros((self.days, 0), dtype=np.uint16)
+        self._last_categories: pd.Index | None = None
+        self._last_mapping = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self._n
+
+    # -- subscribers ----------------------------------------------------------------------
+
+    def _grow(self, need: int) -> None:
+        if need <= len(self._sums):
+            return
+        size = max(need, int(len(self._sums) * 1.25) + 1024)
+        sums = np.zeros((size, len(SUMS)), dtype=np.int64)
+        sums[: self._n] = self._sums[: self._n]
+        flags = np.zeros((self.days, size), dtype=np.uint16)
+        flags[:, : self._n] = self._flags[:, : self._n]
+        self._sums, self._flags = sums, flags
+
+    def _mapping(self, categories: pd.Index) -> npt.NDArray[np.int64]:
+        """Global subscriber number of each category (new subscribers are appended)."""
+        last = self._last_categories
+        if last is not None and (last is categories or last.equals(categories)):
+            return self._last_mapping
+        if self._n:
+            mapping = self._index.get_indexer(categories).astype(np.int64)
+        else:
+            mapping = np.full(len(categories), -1, dtype=np.int64)
+        new = np.flatnonzero(mapping < 0)
+        if len(new):
+            mapping[new] = np.arange(self._n, self._n + len(new))
+            added = np.asarray(categories[new], dtype=object)
+            self._msisdns.append(added)
+            self._index = self._index.append(pd.Index(added, dtype=object))
+            self._grow(self._n + len(new))
+            self._n += len(new)
+        self._last_categories, self._last_mapping = categories, mapping
+        return mapping
+
+    # -- folding --------------------------------------------------------------------------
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Fold one slice: ``msisdn`` (categorical or text), ``day`` (datetime64) and at least
+        the ``FOLD_COLUMNS`` counters that are present in storage (a missing one is zero).
+        Each (msisdn, day) occurs at most once across all slices, as in the store."""
+        if frame.empty:
+            return
+        msisdn = frame["msisdn"]
+        if isinstance(msisdn.dtype, pd.CategoricalDtype):
+            codes = np.asarray(msisdn.cat.codes, dtype=np.int64)
+            categories = msisdn.cat.categories
+        else:
+            codes_, uniques = pd.factorize(msisdn.astype(object))
+            codes, categories = codes_.astype(np.int64), pd.Index(uniques, dtype=object)
+        gid = self._mapping(categories)[codes]
+        offset = ((frame["day"].to_numpy().astype("datetime64[D]") - self.first) // _DAY).astype(
+            np.int64
+        )
+        inside = (offset >= 0) & (offset < self.days)
+        if not inside.all():
+            gid, offset, frame = gid[inside], offset[inside], frame.loc[inside]
+        zeros = np.zeros(len(frame), dtype=np.int32)
+        cols = {c: frame[c].to_numpy() if c in frame else zeros for c in FOLD_COLUMNS}
+        flags = np.zeros(len(frame), dtype=np.uint16)
+        for k, name in enumerate(_MASK_NAMES):
+            hit = np.zeros(len(frame), dtype=bool)
+            for c in MASKS[name]:
+                hit |= cols[c] > 0
+            flags |= hit.astype(np.uint16) << np.uint16(k)
+        sums = np.stack([cols[c] for c in SUMS], axis=1).astype(np.int64)
+        # Rows come day by day from the store; group them by day all the same.
+        order = np.argsort(offset, kind="stable")
+        if not (order == np.arange(len(order))).all():
+            gid, offset, flags, sums = gid[order], offset[order], flags[order], sums[order]
+        bounds = np.flatnonzero(np.r_[True, offset[1:] != offset[:-1], True])
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            g = gid[a:b]  # unique within a day: plain fancy indexing is exact
+            self._flags[int(offset[a]), g] = flags[a:b]
+            self._sums[g] += sums[a:b]
+
+    def summary(self) -> pd.DataFrame:
+        """One row per subscriber seen, sorted by MSISDN: ``SUMMARY_COLUMNS``."""
+        if not self._n:
+            return empty_summary()
+        msisdn = np.concatenate(self._msisdns)
+        order = np.argsort(msisdn, kind="stable")
+        flags = self._flags[:, : self._n][:, order]
+        sums = self._sums[: self._n][order]
+        data: dict[str, npt.NDArray[np.generic]] = {"msisdn": msisdn[order]}
+        for j, name in enumerate(SUMS):
+            data[name] = sums[:, j]
+        bits = np.left_shift(np.uint64(1), np.arange(self.days, dtype=np.uint64))
+        for k, name in enumerate(_MASK_NAMES):
+            mask = np.zeros(self._n, dtype=np.uint64)
+            for j in range(self.days):
+                hit = (flags[j] >> np.uint16(k)) & np.uint16(1)
+                mask |= hit.astype(np.uint64) * bits[j]
+            data[name] = mask.view(np.int64)
+        return pd.DataFrame(data, columns=list(SUMMARY_COLUMNS))
