@@ -47,13 +47,20 @@ def _iso(values: pd.Series) -> pd.Series:
 
 
 def _epoch(values: pd.Series) -> list[int | None]:
-    out: list[int | None] = []
-    for v in values:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
-            out.append(None)
-        else:
-            out.append(int(pd.Timestamp(v).timestamp()))
+    """Times (datetime, Timestamp, NaT or None) as UTC epoch seconds, vectorised."""
+    if not len(values):
+        return []
+    ts = pd.to_datetime(pd.Series(values.to_numpy(dtype=object)), utc=True)
+    secs = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    out: list[int | None] = np.trunc(secs.fillna(0).to_numpy()).astype(np.int64).tolist()
+    for i in np.flatnonzero(secs.isna().to_numpy()).tolist():
+        out[i] = None
     return out
+
+
+def _texts(values: pd.Series) -> list[str]:
+    """Text column as a list of str (cheaper than iterating an Arrow-backed column)."""
+    return values.astype(object).astype(str).tolist()
 
 
 def _from_epoch(values: pd.Series) -> pd.Series:
@@ -269,13 +276,13 @@ class SqlRecoveryStore:
             "run_id",
         )
         t_rows = zip(
-            transitions["msisdn"].astype(str),
+            _texts(transitions["msisdn"]),
             _epoch(transitions["at"]),
-            transitions["from_state"].astype(str),
-            transitions["to_state"].astype(str),
-            transitions["event"].astype(str),
-            transitions["cause"].astype(str),
-            transitions["evidence"].fillna("").astype(str),
+            _texts(transitions["from_state"]),
+            _texts(transitions["to_state"]),
+            _texts(transitions["event"]),
+            _texts(transitions["cause"]),
+            _texts(transitions["evidence"].fillna("")),
             transitions["run_id"].astype(object).where(transitions["run_id"].notna(), None),
             strict=True,
         )
@@ -292,8 +299,8 @@ class SqlRecoveryStore:
         )
         s = states
         s_rows = zip(
-            s["msisdn"].astype(str),
-            s["state"].astype(str),
+            _texts(s["msisdn"]),
+            _texts(s["state"]),
             s["verdict"].astype(object).where(s["verdict"].notna(), None),
             s["reason"].astype(object).where(s["reason"].notna(), None),
             _epoch(s["since"]),

@@ -69,21 +69,36 @@ class WindowFold:
         flags[:, : self._n] = self._flags[:, : self._n]
         self._sums, self._flags = sums, flags
 
+    @staticmethod
+    def _keys(categories: pd.Index) -> pd.Index:
+        """Integer keys of E.164 MSISDNs (hashing int64 is ~20 times cheaper than text);
+        the text itself when it is not all ``+`` and digits."""
+        try:
+            return pd.Index(categories.str.lstrip("+").astype(np.int64), dtype=np.int64)
+        except (ValueError, TypeError, OverflowError):
+            return pd.Index(np.asarray(categories, dtype=object), dtype=object)
+
     def _mapping(self, categories: pd.Index) -> npt.NDArray[np.int64]:
         """Global subscriber number of each category (new subscribers are appended)."""
         last = self._last_categories
         if last is not None and (last is categories or last.equals(categories)):
             return self._last_mapping
-        if self._n:
-            mapping = self._index.get_indexer(categories).astype(np.int64)
+        keys = self._keys(categories)
+        if self._n and keys.dtype == self._index.dtype:
+            mapping = self._index.get_indexer(keys).astype(np.int64)
+        elif self._n:  # mixed key kinds: compare as text
+            text = pd.Index(np.concatenate(self._msisdns), dtype=object)
+            mapping = text.get_indexer(np.asarray(categories, dtype=object)).astype(np.int64)
+            keys = pd.Index(np.asarray(categories, dtype=object), dtype=object)
+            self._index = text
         else:
             mapping = np.full(len(categories), -1, dtype=np.int64)
+            self._index = keys[:0]
         new = np.flatnonzero(mapping < 0)
         if len(new):
             mapping[new] = np.arange(self._n, self._n + len(new))
-            added = np.asarray(categories[new], dtype=object)
-            self._msisdns.append(added)
-            self._index = self._index.append(pd.Index(added, dtype=object))
+            self._msisdns.append(np.asarray(categories[new], dtype=object))
+            self._index = self._index.append(keys[new])
             self._grow(self._n + len(new))
             self._n += len(new)
         self._last_categories, self._last_mapping = categories, mapping
@@ -135,7 +150,12 @@ class WindowFold:
         if not self._n:
             return empty_summary()
         msisdn = np.concatenate(self._msisdns)
-        order = np.argsort(msisdn, kind="stable")
+        keys = self._index.to_numpy()
+        lengths = pd.Index(msisdn, dtype=object).str.len().to_numpy()
+        if keys.dtype == np.int64 and lengths.min() == lengths.max():
+            order = np.argsort(keys, kind="stable")  # same length: digit order is text order
+        else:
+            order = np.argsort(msisdn, kind="stable")
         flags = self._flags[:, : self._n][:, order]
         sums = self._sums[: self._n][order]
         data: dict[str, npt.NDArray[np.generic]] = {"msisdn": msisdn[order]}
