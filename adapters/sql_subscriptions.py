@@ -58,6 +58,8 @@ __all__ = ["SqlSubscriptionStore"]
 #: never in an MSISDN, and refused in product names at import).
 _SEP = "\x1f"
 _STAGE = "_stage_subscriptions"
+#: Up to this many MSISDNs a status look-up filters in SQL; beyond, it reads every row.
+_STATUS_IN_LIMIT = 500
 
 
 def _status(value: str | None) -> SubscriptionStatus | None:
@@ -436,3 +438,39 @@ class SqlSubscriptionStore(SqlBulkLoad, SqlStore):  # type: ignore[misc]
             )
             for r in rows
         ]
+
+    # -- scoring: mmsq's status per MSISDN (SubscriptionStatusLookup) -----------------------
+
+    def statuses(self, msisdns: pd.Series) -> pd.Series:
+        """mmsq's own status per MSISDN for scoring, aligned with ``msisdns``: ``active``,
+        ``suspended``, ``cancelled`` or ``unknown``, folded over the subscriber's products
+        in SQL (one row per MSISDN crosses the driver).
+
+        Any active product makes the subscriber active; otherwise a suspension or an opt-out
+        (``unsubscribed``: the number is still valid, only not to be sent to) reads
+        ``suspended``; otherwise ``cancelled``; no status at all is ``unknown``.
+        """
+        rank = (
+            "MIN(CASE status WHEN 'active' THEN 1 WHEN 'suspended' THEN 2 "
+            "WHEN 'unsubscribed' THEN 2 WHEN 'cancelled' THEN 3 ELSE 9 END)"
+        )
+        sql = f"SELECT msisdn, {rank} FROM subscriptions"
+        params: dict[str, Any] = {}
+        wanted = pd.Index(msisdns.astype(object).to_numpy())
+        if len(wanted) <= _STATUS_IN_LIMIT:
+            if not len(wanted):
+                return pd.Series([], index=msisdns.index, dtype=object)
+            names = {f"m{i}": m for i, m in enumerate(wanted.unique())}
+            sql += f" WHERE msisdn IN ({', '.join(':' + k for k in names)})"
+            params = names
+        sql += " GROUP BY msisdn"
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(sql), params).all()
+        labels = np.array(["unknown", "active", "suspended", "cancelled"] + ["unknown"] * 6)
+        if not rows:
+            return pd.Series("unknown", index=msisdns.index, dtype=object)
+        known = pd.Index(np.fromiter((r[0] for r in rows), dtype=object, count=len(rows)))
+        rank_of = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        pos = known.get_indexer(wanted)
+        out = np.where(pos >= 0, labels[rank_of[pos]], "unknown").astype(object)
+        return pd.Series(out, index=msisdns.index, dtype=object)

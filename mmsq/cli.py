@@ -144,24 +144,50 @@ def rules_check(
             target = load_settings(_state.config).rules.dir
         except ConfigError as exc:
             raise _fail(str(exc)) from None
+    from mmsq.devices import load_devices
+    from mmsq.scoring_rules import load_scoring_rules
+
+    # Every rules file is checked, so one run lists every problem.
+    problems = []
     try:
         rules = load_rules(target)
     except RulesError as exc:
+        problems += exc.problems
+    try:
+        scoring_rules = load_scoring_rules(target)
+    except RulesError as exc:
+        problems += exc.problems
+    try:
+        devices = load_devices(target)
+    except RulesError as exc:
+        problems += exc.problems
+    if problems:
+        # A missing directory is reported by each loader: once is enough.
+        problems = list({(p.file, p.key, p.reason): p for p in problems}.values())
         if as_json:
-            _emit_json({"ok": False, "problems": [p.__dict__ for p in exc.problems]})
+            _emit_json({"ok": False, "problems": [p.__dict__ for p in problems]})
         else:
-            for p in exc.problems:
+            for p in problems:
                 err.print(f"[red]✗[/] {p.file}: [bold]{p.key}[/]: {p.reason}", highlight=False)
         raise typer.Exit(1) from None
     counts = {name: len(ns.codes) for name, ns in rules.status_codes.namespaces.items()}
+    scoring_doc = {"version": scoring_rules.version, "verdicts": len(scoring_rules.verdicts)}
     if as_json:
         _emit_json(
-            {"ok": True, "directory": str(target) if target else None, "status_codes": counts}
+            {
+                "ok": True,
+                "directory": str(target) if target else None,
+                "status_codes": counts,
+                "scoring": scoring_doc,
+                "devices": len(devices),
+            }
         )
     else:
         out.print(
             f"[green]✓[/] rules valid ({'shipped' if target is None else f'shipped + {target}'}): "
             + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + f"; scoring {scoring_doc['version']} ({scoring_doc['verdicts']} verdicts)"
+            + f"; devices {len(devices)}"
         )
 
 
