@@ -149,6 +149,7 @@ class ScoringService:
             catalogue=self.devices,
             subscription_status=status,
             blacklist=blacklist,
+            recent_days=self.rules.window.recent_days,
         )
         del devices
         lap("features")
