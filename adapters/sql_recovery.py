@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from mmsq.adapters.sql_scoring_schema import (
     blacklist,
@@ -39,7 +40,11 @@ _IN_CHUNK = 500
 
 def _iso_list(values: pd.Series) -> list[str | None]:
     """Dates as ISO text (the driver may give str or date); missing ones as None."""
-    return [None if v is None or pd.isna(v) else str(v)[:10] for v in values]
+    if not len(values):
+        return []
+    text = pd.Series(values.to_numpy(dtype=object)).astype(str).str.slice(0, 10).astype(object)
+    out: list[str | None] = text.where(values.notna().to_numpy(), None).tolist()
+    return out
 
 
 def _iso(values: pd.Series) -> pd.Series:
@@ -50,7 +55,7 @@ def _epoch(values: pd.Series) -> list[int | None]:
     """Times (datetime, Timestamp, NaT or None) as UTC epoch seconds, vectorised."""
     if not len(values):
         return []
-    ts = pd.to_datetime(pd.Series(values.to_numpy(dtype=object)), utc=True)
+    ts = pd.to_datetime(values.reset_index(drop=True), utc=True)
     secs = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     out: list[int | None] = np.trunc(secs.fillna(0).to_numpy()).astype(np.int64).tolist()
     for i in np.flatnonzero(secs.isna().to_numpy()).tolist():
@@ -65,6 +70,26 @@ def _texts(values: pd.Series) -> list[str]:
 
 def _from_epoch(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values.astype("Int64"), unit="s", utc=True)
+
+
+def _reader(engine: Engine) -> Engine:
+    """The engine the window is read through. On an SQLite file: its own engine without a
+    connection pool and with a small page cache, since a one-pass read of a month of blocks
+    gains nothing from the 256 MiB cache of mmsq's connections, and a pooled connection
+    would keep that cache filled (per connection, for the life of the process)."""
+    url = engine.url
+    if engine.dialect.name != "sqlite" or url.database in (None, "", ":memory:"):
+        return engine
+    reader = sa.create_engine(url, poolclass=NullPool)
+
+    @sa.event.listens_for(reader, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA cache_size=-8192")
+        cur.close()
+
+    return reader
 
 
 def _slices(first_day: date, last_day: date, days: int) -> list[tuple[date, date]]:
@@ -84,7 +109,7 @@ class SqlRecoveryStore:
     def __init__(self, engine: Engine, *, workers: int = 2, days_per_read: int = 6) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self.events = SqlStore(engine)
+        self.events = SqlStore(_reader(engine))
         #: With two workers the next slice of days is read while the current one is folded
         #: (decoding and the driver release the GIL); one worker reads and folds in turn.
         self.workers = max(1, workers)
@@ -122,7 +147,10 @@ class SqlRecoveryStore:
     # -- ScoringSource -------------------------------------------------------------------
 
     def _read(self, first_day: date, last_day: date) -> pd.DataFrame:
-        return self.events.daily_aggregates(first_day, last_day, columns=FOLD_COLUMNS)
+        frame: pd.DataFrame = self.events.daily_aggregates(
+            first_day, last_day, columns=FOLD_COLUMNS
+        )
+        return frame
 
     def _frames(self, first_day: date, last_day: date) -> Iterator[pd.DataFrame]:
         """The window's aggregates slice by slice; the next slice is read ahead."""

@@ -151,7 +151,7 @@ class ScoringService:
             blacklist=blacklist,
             recent_days=self.rules.window.recent_days,
         )
-        del devices
+        del devices, summary
         lap("features")
         scored = score_subscribers(features, self.rules)
         lap("verdicts")

@@ -46,9 +46,9 @@ class WindowFold:
         if not 1 <= self.days <= 64:
             raise ValueError("a window is 1 to 64 days (one bit per day)")
         self._msisdns: list[npt.NDArray[np.object_]] = []
-        self._index = pd.Index([], dtype=object)
+        self._index: pd.Index = pd.Index([], dtype=object)
         self._n = 0
-        self._sums = np.zeros((0, len(SUMS)), dtype=np.int64)
+        self._sums = np.zeros((len(SUMS), 0), dtype=np.int64)
         # (day, subscriber): one row per day, written and read contiguously.
         self._flags = np.zeros((self.days, 0), dtype=np.uint16)
         self._last_categories: pd.Index | None = None
@@ -60,11 +60,12 @@ class WindowFold:
     # -- subscribers ----------------------------------------------------------------------
 
     def _grow(self, need: int) -> None:
-        if need <= len(self._sums):
+        capacity = self._sums.shape[1]
+        if need <= capacity:
             return
-        size = max(need, int(len(self._sums) * 1.25) + 1024)
-        sums = np.zeros((size, len(SUMS)), dtype=np.int64)
-        sums[: self._n] = self._sums[: self._n]
+        size = max(need, int(capacity * 1.25) + 1024)
+        sums = np.zeros((len(SUMS), size), dtype=np.int64)
+        sums[:, : self._n] = self._sums[:, : self._n]
         flags = np.zeros((self.days, size), dtype=np.uint16)
         flags[:, : self._n] = self._flags[:, : self._n]
         self._sums, self._flags = sums, flags
@@ -73,10 +74,12 @@ class WindowFold:
     def _keys(categories: pd.Index) -> pd.Index:
         """Integer keys of E.164 MSISDNs (hashing int64 is ~20 times cheaper than text);
         the text itself when it is not all ``+`` and digits."""
+        keys: pd.Index
         try:
-            return pd.Index(categories.str.lstrip("+").astype(np.int64), dtype=np.int64)
+            keys = pd.Index(categories.str.lstrip("+").astype(np.int64), dtype=np.int64)
         except (ValueError, TypeError, OverflowError):
-            return pd.Index(np.asarray(categories, dtype=object), dtype=object)
+            keys = pd.Index(np.asarray(categories, dtype=object), dtype=object)
+        return keys
 
     def _mapping(self, categories: pd.Index) -> npt.NDArray[np.int64]:
         """Global subscriber number of each category (new subscribers are appended)."""
@@ -87,9 +90,9 @@ class WindowFold:
         if self._n and keys.dtype == self._index.dtype:
             mapping = self._index.get_indexer(keys).astype(np.int64)
         elif self._n:  # mixed key kinds: compare as text
-            text = pd.Index(np.concatenate(self._msisdns), dtype=object)
-            mapping = text.get_indexer(np.asarray(categories, dtype=object)).astype(np.int64)
+            text: pd.Index = pd.Index(np.concatenate(self._msisdns), dtype=object)
             keys = pd.Index(np.asarray(categories, dtype=object), dtype=object)
+            mapping = text.get_indexer(keys).astype(np.int64)
             self._index = text
         else:
             mapping = np.full(len(categories), -1, dtype=np.int64)
@@ -120,30 +123,28 @@ class WindowFold:
             codes_, uniques = pd.factorize(msisdn.astype(object))
             codes, categories = codes_.astype(np.int64), pd.Index(uniques, dtype=object)
         gid = self._mapping(categories)[codes]
-        offset = ((frame["day"].to_numpy().astype("datetime64[D]") - self.first) // _DAY).astype(
-            np.int64
-        )
-        inside = (offset >= 0) & (offset < self.days)
-        if not inside.all():
-            gid, offset, frame = gid[inside], offset[inside], frame.loc[inside]
-        zeros = np.zeros(len(frame), dtype=np.int32)
-        cols = {c: frame[c].to_numpy() if c in frame else zeros for c in FOLD_COLUMNS}
-        flags = np.zeros(len(frame), dtype=np.uint16)
-        for k, name in enumerate(_MASK_NAMES):
-            hit = np.zeros(len(frame), dtype=bool)
-            for c in MASKS[name]:
-                hit |= cols[c] > 0
-            flags |= hit.astype(np.uint16) << np.uint16(k)
-        sums = np.stack([cols[c] for c in SUMS], axis=1).astype(np.int64)
-        # Rows come day by day from the store; group them by day all the same.
-        order = np.argsort(offset, kind="stable")
-        if not (order == np.arange(len(order))).all():
-            gid, offset, flags, sums = gid[order], offset[order], flags[order], sums[order]
-        bounds = np.flatnonzero(np.r_[True, offset[1:] != offset[:-1], True])
+        del codes
+        day = frame["day"].to_numpy().astype("datetime64[D]")
+        if len(day) > 1 and not (day[1:] >= day[:-1]).all():
+            # The store hands rows over day by day; anything else is sorted here.
+            order = np.argsort(day, kind="stable")
+            frame, gid, day = frame.iloc[order], gid[order], day[order]
+        bounds = np.flatnonzero(np.r_[True, day[1:] != day[:-1], True])
+        columns = {c: frame[c].to_numpy() for c in FOLD_COLUMNS if c in frame}
         for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            j = int((day[a] - self.first) // _DAY)
+            if not 0 <= j < self.days:
+                continue
             g = gid[a:b]  # unique within a day: plain fancy indexing is exact
-            self._flags[int(offset[a]), g] = flags[a:b]
-            self._sums[g] += sums[a:b]
+            flags = np.zeros(b - a, dtype=np.uint16)
+            for k, name in enumerate(_MASK_NAMES):
+                for c in MASKS[name]:
+                    if c in columns:
+                        flags |= (columns[c][a:b] > 0).astype(np.uint16) << np.uint16(k)
+            self._flags[j, g] = flags
+            for i, c in enumerate(SUMS):
+                if c in columns:
+                    self._sums[i, g] += columns[c][a:b]
 
     def summary(self) -> pd.DataFrame:
         """One row per subscriber seen, sorted by MSISDN: ``SUMMARY_COLUMNS``."""
@@ -157,10 +158,10 @@ class WindowFold:
         else:
             order = np.argsort(msisdn, kind="stable")
         flags = self._flags[:, : self._n][:, order]
-        sums = self._sums[: self._n][order]
+        sums = self._sums[:, : self._n][:, order]
         data: dict[str, npt.NDArray[np.generic]] = {"msisdn": msisdn[order]}
         for j, name in enumerate(SUMS):
-            data[name] = sums[:, j]
+            data[name] = sums[j]
         bits = np.left_shift(np.uint64(1), np.arange(self.days, dtype=np.uint64))
         for k, name in enumerate(_MASK_NAMES):
             mask = np.zeros(self._n, dtype=np.uint64)
