@@ -106,7 +106,7 @@ def _slices(first_day: date, last_day: date, days: int) -> list[tuple[date, date
 class SqlRecoveryStore:
     """Implements ScoringSource, BlacklistStore and RecoveryStore on a SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine, *, workers: int = 2, days_per_read: int = 6) -> None:
+    def __init__(self, engine: Engine, *, workers: int = 2, days_per_read: int = 4) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.events = SqlStore(_reader(engine))

@@ -322,10 +322,10 @@ def demo(
         rules_dir=settings.rules.dir,
     )
     table = Table(title=f"mmsq demo: {subscribers:,} subscribers, {days} days (seed {seed})")
-    for col in ("day", "phase", "sent", "delivered", "success", "top causes of failure"):
-        table.add_column(
-            col, justify="right" if col in {"sent", "delivered", "success"} else "left"
-        )
+    numeric = {"sent", "delivered", "success", "flag/susp"}
+    for col in ("day", "phase", "sent", "delivered", "success", "flag/susp"):
+        table.add_column(col, justify="right" if col in numeric else "left")
+    table.add_column("top causes of failure")
     show = not as_json and err.is_terminal
     with Progress(
         TextColumn("[bold]demo"),
@@ -344,7 +344,11 @@ def demo(
             )
             mix = ", ".join(f"{k} {v / max(d.final, 1):.1%}" for k, v in failures.most_common(3))
             rate = "n/a" if d.success_rate is None else f"{d.success_rate:.1%}"
-            table.add_row(d.day.isoformat(), d.phase, f"{d.sent:,}", f"{d.delivered:,}", rate, mix)
+            # newly flagged / newly suspended by the day's scoring run (act phase)
+            acted = f"{d.actions['flagged']:,}/{d.actions['suspended']:,}" if d.actions else ""
+            table.add_row(
+                d.day.isoformat(), d.phase, f"{d.sent:,}", f"{d.delivered:,}", rate, acted, mix
+            )
             if not as_json and not show:
                 out.print(f"{d.day} {d.phase:7} sent {d.sent:,} delivered {d.delivered:,} ({rate})")
 
@@ -361,6 +365,13 @@ def demo(
         + ("n/a" if after is None else f"{after:.1%}")
     )
     out.print(f"capabilities on after day {observe_days}: {', '.join(result.capabilities)}")
+    if result.days and result.days[-1].actions:
+        last = result.days[-1]
+        out.print(
+            f"verdicts on {last.day}: "
+            + ", ".join(f"{k} {v:,}" for k, v in last.verdicts.items())
+            + f"; under suspension (not sent to): {last.actions['under_suspension']:,}"
+        )
     out.print(f"complaints in the simulated population: {result.complaints}")
     out.print(f"simulators were at {result.endpoints['mmsc']} and {result.endpoints['smsc']}")
 
