@@ -1,24 +1,27 @@
-"""SQL adapter of scoring and recovery: window summaries computed in SQL, devices, the
-do-not-contact list, recovery states and the append-only transition log.
+"""SQL adapter of scoring and recovery: the window summary folded from the stored daily
+aggregates, devices, the do-not-contact list, recovery states and the append-only transition
+log.
 
-The window summary is one ``GROUP BY msisdn`` over the daily aggregates (clustered on
-msisdn, day), so tens of millions of daily rows are folded inside the database and only one row
-per subscriber crosses into Python. It must equal ``mmsq.features.summarise_window`` on the same
-rows; a contract test checks it on SQLite and PostgreSQL.
+The window summary reads the daily aggregates only through ``SqlStore.daily_aggregates``, a
+few days at a time and only the counters the summary needs, and folds each slice into
+per-subscriber arrays (``mmsq.window_fold.WindowFold``) while the next slice is being read, so
+a province's month (45 million daily rows) never sits in memory at once. It equals
+``mmsq.features.summarise_window`` on the same rows; a contract test checks it on SQLite and
+PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime
-from operator import itemgetter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from mmsq.adapters.sql_scoring_schema import (
     blacklist,
@@ -26,8 +29,9 @@ from mmsq.adapters.sql_scoring_schema import (
     recovery_transitions,
     scoring_runs,
 )
-from mmsq.features import MASKS, SUMMARY_COLUMNS, SUMS
+from mmsq.adapters.sql_store import SqlStore
 from mmsq.recovery import STATE_COLUMNS
+from mmsq.window_fold import FOLD_COLUMNS, WindowFold
 
 __all__ = ["SqlRecoveryStore"]
 
@@ -36,7 +40,11 @@ _IN_CHUNK = 500
 
 def _iso_list(values: pd.Series) -> list[str | None]:
     """Dates as ISO text (the driver may give str or date); missing ones as None."""
-    return [None if v is None or pd.isna(v) else str(v)[:10] for v in values]
+    if not len(values):
+        return []
+    text = pd.Series(values.to_numpy(dtype=object)).astype(str).str.slice(0, 10).astype(object)
+    out: list[str | None] = text.where(values.notna().to_numpy(), None).tolist()
+    return out
 
 
 def _iso(values: pd.Series) -> pd.Series:
@@ -44,51 +52,70 @@ def _iso(values: pd.Series) -> pd.Series:
 
 
 def _epoch(values: pd.Series) -> list[int | None]:
-    out: list[int | None] = []
-    for v in values:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
-            out.append(None)
-        else:
-            out.append(int(pd.Timestamp(v).timestamp()))
+    """Times (datetime, Timestamp, NaT or None) as UTC epoch seconds, vectorised."""
+    if not len(values):
+        return []
+    ts = pd.to_datetime(values.reset_index(drop=True), utc=True)
+    secs = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    out: list[int | None] = np.trunc(secs.fillna(0).to_numpy()).astype(np.int64).tolist()
+    for i in np.flatnonzero(secs.isna().to_numpy()).tolist():
+        out[i] = None
     return out
+
+
+def _texts(values: pd.Series) -> list[str]:
+    """Text column as a list of str (cheaper than iterating an Arrow-backed column)."""
+    return values.astype(object).astype(str).tolist()
 
 
 def _from_epoch(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values.astype("Int64"), unit="s", utc=True)
 
 
-def _columns(
-    rows: list[tuple[Any, ...]], names: Sequence[str], *, ints: bool = True
-) -> pd.DataFrame:
-    """Rows -> a frame, column by column: text first column, the rest int64 (or text)."""
-    if not rows:
-        return pd.DataFrame(
-            {
-                n: pd.Series(dtype=object if i == 0 or not ints else np.int64)
-                for i, n in enumerate(names)
-            }
-        )
-    n = len(rows)
-    data: dict[str, Any] = {names[0]: np.fromiter(map(itemgetter(0), rows), dtype=object, count=n)}
-    for j, name in enumerate(names[1:], start=1):
-        values = map(itemgetter(j), rows)
-        if ints:
-            # SUMs over NOT NULL columns: never NULL
-            data[name] = np.fromiter(values, dtype=np.int64, count=n)
-        else:
-            data[name] = np.fromiter(values, dtype=object, count=n)
-    return pd.DataFrame(data)
+def _reader(engine: Engine) -> Engine:
+    """The engine the window is read through. On an SQLite file: its own engine without a
+    connection pool and with a small page cache, since a one-pass read of a month of blocks
+    gains nothing from the 256 MiB cache of mmsq's connections, and a pooled connection
+    would keep that cache filled (per connection, for the life of the process)."""
+    url = engine.url
+    if engine.dialect.name != "sqlite" or url.database in (None, "", ":memory:"):
+        return engine
+    reader = sa.create_engine(url, poolclass=NullPool)
+
+    @sa.event.listens_for(reader, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA cache_size=-8192")
+        cur.close()
+
+    return reader
+
+
+def _slices(first_day: date, last_day: date, days: int) -> list[tuple[date, date]]:
+    """[first_day, last_day] cut into consecutive slices of at most ``days`` days."""
+    out = []
+    a = first_day
+    while a <= last_day:
+        b = min(a + timedelta(days=days - 1), last_day)
+        out.append((a, b))
+        a = b + timedelta(days=1)
+    return out
 
 
 class SqlRecoveryStore:
     """Implements ScoringSource, BlacklistStore and RecoveryStore on a SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine, *, workers: int = 1) -> None:
+    def __init__(self, engine: Engine, *, workers: int = 2, days_per_read: int = 4) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        #: SQLite folds the window in this many threads over MSISDN ranges (the driver
-        #: releases the GIL while a statement runs).
+        self.events = SqlStore(_reader(engine))
+        #: With two workers the next slice of days is read while the current one is folded
+        #: (decoding and the driver release the GIL); one worker reads and folds in turn.
         self.workers = max(1, workers)
+        #: Days of aggregates read at once: bounds the peak memory (a province-day is about
+        #: 1.5M rows, 56 bytes each with the counters the summary needs).
+        self.days_per_read = max(1, days_per_read)
 
     # -- bulk helpers --------------------------------------------------------------------
 
@@ -119,106 +146,60 @@ class SqlRecoveryStore:
 
     # -- ScoringSource -------------------------------------------------------------------
 
-    def _summary_sql(self, where: str) -> str:
-        if self.dialect == "postgresql":
-            bit = "(CAST(1 AS BIGINT) << (day - CAST(:first AS DATE)))"
-        else:
-            bit = "(1 << CAST(julianday(day) - julianday(:first) AS INTEGER))"
-        sums = [f"SUM({c}) AS {c}" for c in SUMS]
-        masks = [
-            f"SUM(CASE WHEN {' OR '.join(f'{c} > 0' for c in cols)} THEN bit ELSE 0 END) AS {name}"
-            for name, cols in MASKS.items()
-        ]
-        needed = sorted({*SUMS, *(c for cols in MASKS.values() for c in cols)})
-        return (
-            f"SELECT msisdn, {', '.join(sums + masks)} FROM ("
-            f"SELECT msisdn, {', '.join(needed)}, {bit} AS bit FROM daily_aggregates "
-            f"WHERE day >= :first AND day <= :last{where}) AS w GROUP BY msisdn"
+    def _read(self, first_day: date, last_day: date) -> pd.DataFrame:
+        frame: pd.DataFrame = self.events.daily_aggregates(
+            first_day, last_day, columns=FOLD_COLUMNS
         )
+        return frame
 
-    def _fetch_summary(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        with self.engine.connect() as conn:
-            if self.dialect == "sqlite":  # the raw cursor: no per-row result processing
-                cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                # One sequential pass: a large page cache only costs memory here.
-                cache = cur.execute("PRAGMA cache_size").fetchone()[0]
-                cur.execute("PRAGMA cache_size=-16384")
-                try:
-                    return list(cur.execute(sql, params).fetchall())
-                finally:
-                    cur.execute(f"PRAGMA cache_size={int(cache)}")
-                    cur.close()
-            return [tuple(r) for r in conn.execute(sa.text(sql), params)]
+    def _frames(self, first_day: date, last_day: date) -> Iterator[pd.DataFrame]:
+        """The window's aggregates slice by slice; the next slice is read ahead."""
+        parts = _slices(first_day, last_day, self.days_per_read)
+        if self.workers == 1 or len(parts) == 1:
+            for a, b in parts:
+                yield self._read(a, b)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsq-score-read") as pool:
+            ahead: Future[pd.DataFrame] = pool.submit(self._read, *parts[0])
+            for a, b in parts[1:]:
+                frame = ahead.result()
+                ahead = pool.submit(self._read, a, b)
+                yield frame
+                del frame
+            yield ahead.result()
 
     def window_summary(
         self, first_day: date, last_day: date, msisdns: list[str] | None = None
     ) -> pd.DataFrame:
-        base = {"first": first_day.isoformat(), "last": last_day.isoformat()}
-        if self.dialect == "postgresql":
-            base = {"first": first_day, "last": last_day}  # type: ignore[dict-item]
-        rows: list[tuple[Any, ...]] = []
+        fold = WindowFold(first_day, last_day)
         if msisdns is not None:
-            for i in range(0, len(msisdns), _IN_CHUNK):
-                part = msisdns[i : i + _IN_CHUNK]
-                names = {f"m{j}": m for j, m in enumerate(part)}
-                where = f" AND msisdn IN ({', '.join(':' + k for k in names)})"
-                rows += self._fetch_summary(self._summary_sql(where), {**base, **names})
-        elif self.workers > 1 and self.dialect == "sqlite":
-            bounds = self._msisdn_bounds(self.workers)
-            jobs = []
-            for lo, hi in zip([None, *bounds], [*bounds, None], strict=True):
-                where, params = "", dict(base)
-                if lo is not None:
-                    where += " AND msisdn >= :lo"
-                    params["lo"] = lo
-                if hi is not None:
-                    where += " AND msisdn < :hi"
-                    params["hi"] = hi
-                jobs.append((self._summary_sql(where), params))
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for part_rows in pool.map(lambda j: self._fetch_summary(*j), jobs):
-                    rows += part_rows
+            fold.add(
+                self.events.daily_aggregates(
+                    first_day, last_day, columns=FOLD_COLUMNS, msisdns=msisdns
+                )
+            )
         else:
-            rows = self._fetch_summary(self._summary_sql(""), base)
-        return _columns(rows, SUMMARY_COLUMNS).sort_values("msisdn", ignore_index=True)
-
-    def _msisdn_bounds(self, parts: int) -> list[str]:
-        """MSISDNs splitting subscriber_devices/daily_aggregates into ``parts`` ranges."""
-        with self.engine.connect() as conn:
-            n = conn.exec_driver_sql("SELECT COUNT(*) FROM subscriber_devices").scalar_one()
-            if not n:
-                return []
-            out = []
-            for k in range(1, parts):
-                v = conn.exec_driver_sql(
-                    "SELECT msisdn FROM subscriber_devices ORDER BY msisdn LIMIT 1 OFFSET ?",
-                    (int(n * k / parts),),
-                ).scalar()
-                if v is not None:
-                    out.append(str(v))
-            return sorted(set(out))
+            for frame in self._frames(first_day, last_day):
+                fold.add(frame)
+                del frame
+        return fold.summary()
 
     def subscriber_devices(self, msisdns: list[str] | None = None) -> pd.DataFrame:
-        q = "SELECT msisdn, tac FROM subscriber_devices"
-        with self.engine.connect() as conn:
-            if msisdns is None:
-                cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    cur.execute(q)
-                    rows = cur.fetchall()
-                finally:
-                    cur.close()
-            else:
-                rows = []
-                for i in range(0, len(msisdns), _IN_CHUNK):
-                    part = msisdns[i : i + _IN_CHUNK]
-                    rows += conn.execute(
-                        sa.text(q + " WHERE msisdn IN :m").bindparams(
-                            sa.bindparam("m", expanding=True)
-                        ),
-                        {"m": part},
-                    ).fetchall()
-        return _columns([tuple(r) for r in rows], ("msisdn", "tac"), ints=False)
+        if msisdns is None:
+            devices = self.events.devices()
+            return pd.DataFrame(
+                {
+                    "msisdn": devices["msisdn"].to_numpy(dtype=object),
+                    "tac": devices["tac"].to_numpy(dtype=object),
+                }
+            )
+        rows = [row for m in msisdns if (row := self.events.device(m)) is not None]
+        return pd.DataFrame(
+            {
+                "msisdn": pd.Series([r["msisdn"] for r in rows], dtype=object),
+                "tac": pd.Series([r["tac"] for r in rows], dtype=object),
+            }
+        )
 
     # -- BlacklistStore ------------------------------------------------------------------
 
@@ -323,13 +304,13 @@ class SqlRecoveryStore:
             "run_id",
         )
         t_rows = zip(
-            transitions["msisdn"].astype(str),
+            _texts(transitions["msisdn"]),
             _epoch(transitions["at"]),
-            transitions["from_state"].astype(str),
-            transitions["to_state"].astype(str),
-            transitions["event"].astype(str),
-            transitions["cause"].astype(str),
-            transitions["evidence"].fillna("").astype(str),
+            _texts(transitions["from_state"]),
+            _texts(transitions["to_state"]),
+            _texts(transitions["event"]),
+            _texts(transitions["cause"]),
+            _texts(transitions["evidence"].fillna("")),
             transitions["run_id"].astype(object).where(transitions["run_id"].notna(), None),
             strict=True,
         )
@@ -346,8 +327,8 @@ class SqlRecoveryStore:
         )
         s = states
         s_rows = zip(
-            s["msisdn"].astype(str),
-            s["state"].astype(str),
+            _texts(s["msisdn"]),
+            _texts(s["state"]),
             s["verdict"].astype(object).where(s["verdict"].notna(), None),
             s["reason"].astype(object).where(s["reason"].notna(), None),
             _epoch(s["since"]),

@@ -232,11 +232,18 @@ class SqlStore:
         return rows[:limit]
 
     def daily_aggregates(
-        self, first_day: date, last_day: date, columns: Sequence[str] | None = None
+        self,
+        first_day: date,
+        last_day: date,
+        columns: Sequence[str] | None = None,
+        *,
+        msisdns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Per (msisdn, day) counters for [first_day, last_day], sorted by day: ``msisdn``
         (E.164, categorical), ``day`` (datetime64), ``AGGREGATE_COUNTS`` (int32) and
         ``last_ts`` (or only ``columns`` of those, to save memory on long windows).
+        ``msisdns`` (E.164) limits the rows to those subscribers, reading only their
+        partitions' blocks.
 
         Blocks are decoded one at a time straight into preallocated arrays, so the peak
         memory is about the frame itself.
@@ -246,7 +253,13 @@ class SqlStore:
         if unknown:
             raise ValueError(f"not an aggregate column: {', '.join(sorted(unknown))}")
         t = daily_aggregate_blocks
-        window = (t.c.day >= first_day, t.c.day <= last_day)
+        window: tuple[Any, ...] = (t.c.day >= first_day, t.c.day <= last_day)
+        only: pa.Array | None = None
+        if msisdns is not None:
+            digits = [m.strip().lstrip("+") for m in msisdns]
+            ints = sorted({int(d) for d in digits if d.isdigit()})
+            only = pa.array(ints, type=pa.int64())
+            window = (*window, t.c.part.in_(sorted({m % PARTS for m in ints})))
         with self.engine.connect() as conn:
             blocks = conn.execute(
                 sa.select(t.c.day, t.c.part, t.c.rows).where(*window).order_by(t.c.day, t.c.part)
@@ -263,6 +276,8 @@ class SqlStore:
                     sa.select(t.c.data).where(t.c.day == blk.day, t.c.part == blk.part)
                 ).scalar_one()
                 table = decode(data)
+                if only is not None:
+                    table = table.filter(pc.is_in(table["msisdn"], value_set=only))
                 end = at + table.num_rows
                 msisdn[at:end] = table["msisdn"].to_numpy()
                 day[at:end] = np.datetime64(blk.day, "s")
@@ -272,6 +287,9 @@ class SqlStore:
                     else:  # a counter added after this block was written
                         out[c][at:end] = 0
                 at = end
+        if at < total:  # rows filtered out by ``msisdns``
+            msisdn, day = msisdn[:at], day[:at]
+            out = {c: v[:at] for c, v in out.items()}
         codes, uniques = pd.factorize(msisdn)
         del msisdn
         columns_out: dict[str, Any] = {

@@ -8,7 +8,7 @@ short string each.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -22,6 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from mmsq.adapters.sql_bulk import SqlBulkLoad
+from mmsq.adapters.sql_bulk import frame_rows as _rows
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.adapters.sql_subscriptions_schema import (
     reconcile_runs,
@@ -56,6 +58,8 @@ __all__ = ["SqlSubscriptionStore"]
 #: never in an MSISDN, and refused in product names at import).
 _SEP = "\x1f"
 _STAGE = "_stage_subscriptions"
+#: Up to this many MSISDNs a status look-up filters in SQL; beyond, it reads every row.
+_STATUS_IN_LIMIT = 500
 
 
 def _status(value: str | None) -> SubscriptionStatus | None:
@@ -63,49 +67,10 @@ def _status(value: str | None) -> SubscriptionStatus | None:
 
 
 # Subclassed for the engine, the bulk loaders and quarantine; mypy sees mmsq.adapters as Any.
-
-
-def _column(series: pd.Series) -> list[Any]:
-    if series.hasnans if hasattr(series, "hasnans") else series.isna().any():
-        return series.astype(object).where(series.notna(), None).tolist()
-    return series.tolist()
-
-
-def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> Iterable[tuple[Any, ...]]:
-    return zip(*(_column(frame[c]) for c in columns), strict=True)
-
-
-class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
+class SqlSubscriptionStore(SqlBulkLoad, SqlStore):  # type: ignore[misc]
     """Subscriptions, their events, snapshots, repairs and reconcile runs in SQL."""
 
     # -- helpers -------------------------------------------------------------------------
-
-    # -- bulk helpers (staging through a temp table: executemany on SQLite, COPY on PostgreSQL)
-
-    def _load(
-        self, conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
-    ) -> None:
-        raw = conn.connection.driver_connection
-        cols = ", ".join(columns)
-        if self.dialect == "postgresql":
-            with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:  # type: ignore[union-attr]
-                for row in rows:
-                    copy.write_row(row)
-            return
-        marks = ", ".join("?" * len(columns))
-        cur = raw.cursor()  # type: ignore[union-attr]
-        try:
-            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
-        finally:
-            cur.close()
-
-    def _temp_table(self, conn: Connection, name: str, like: str, columns: Sequence[str]) -> None:
-        cols = ", ".join(columns)
-        where = "WITH NO DATA" if self.dialect == "postgresql" else "WHERE 0"
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} {where}"
-        )
-        conn.exec_driver_sql(f"DELETE FROM {name}")
 
     def _day(self, day: date) -> Any:
         # SQLite keeps dates as ISO text; passing text avoids the sqlite3 date adapter.
@@ -473,3 +438,39 @@ class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
             )
             for r in rows
         ]
+
+    # -- scoring: mmsq's status per MSISDN (SubscriptionStatusLookup) -----------------------
+
+    def statuses(self, msisdns: pd.Series) -> pd.Series:
+        """mmsq's own status per MSISDN for scoring, aligned with ``msisdns``: ``active``,
+        ``suspended``, ``cancelled`` or ``unknown``, folded over the subscriber's products
+        in SQL (one row per MSISDN crosses the driver).
+
+        Any active product makes the subscriber active; otherwise a suspension or an opt-out
+        (``unsubscribed``: the number is still valid, only not to be sent to) reads
+        ``suspended``; otherwise ``cancelled``; no status at all is ``unknown``.
+        """
+        rank = (
+            "MIN(CASE status WHEN 'active' THEN 1 WHEN 'suspended' THEN 2 "
+            "WHEN 'unsubscribed' THEN 2 WHEN 'cancelled' THEN 3 ELSE 9 END)"
+        )
+        sql = f"SELECT msisdn, {rank} FROM subscriptions"
+        params: dict[str, Any] = {}
+        wanted = pd.Index(msisdns.astype(object).to_numpy())
+        if len(wanted) <= _STATUS_IN_LIMIT:
+            if not len(wanted):
+                return pd.Series([], index=msisdns.index, dtype=object)
+            names = {f"m{i}": m for i, m in enumerate(wanted.unique())}
+            sql += f" WHERE msisdn IN ({', '.join(':' + k for k in names)})"
+            params = names
+        sql += " GROUP BY msisdn"
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(sql), params).all()
+        labels = np.array(["unknown", "active", "suspended", "cancelled"] + ["unknown"] * 6)
+        if not rows:
+            return pd.Series("unknown", index=msisdns.index, dtype=object)
+        known = pd.Index(np.fromiter((r[0] for r in rows), dtype=object, count=len(rows)))
+        rank_of = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        pos = known.get_indexer(wanted)
+        out = np.where(pos >= 0, labels[rank_of[pos]], "unknown").astype(object)
+        return pd.Series(out, index=msisdns.index, dtype=object)

@@ -69,6 +69,7 @@ __all__ = [
     "build_subscriptions",
     "mm7_client_config",
     "mms_outbox",
+    "score_job",
     "weekly_report_job",
 ]
 
@@ -217,6 +218,10 @@ def _optional_jobs(
         return {"counts": report["counts"], "compared": report["compared"]}
 
     jobs["reconcile"] = (reconcile, "reconcile BOSS, MISC and the content platform's send list")
+    jobs["score"] = (
+        score_job(app),
+        "score subscribers over the daily aggregates and move the recovery state machine",
+    )
     return jobs
 
 
@@ -399,10 +404,14 @@ class ScoringApp:
 
 
 def build_scoring(app: App, subscriptions: SubscriptionStatusLookup | None = None) -> ScoringApp:
-    """Raises RulesError when scoring.toml or devices.csv is invalid."""
+    """Raises RulesError when scoring.toml or devices.csv is invalid. The subscription status
+    comes from the subscription store (``mmsq subscriptions import`` and events) unless
+    ``subscriptions`` is given; subscribers it does not know are ``unknown``."""
+    if subscriptions is None:
+        subscriptions = SqlSubscriptionStore(app.store.engine)
     rules = load_scoring_rules(app.settings.rules.dir)
     devices = load_devices(app.settings.rules.dir)
-    # Two threads fold the window on SQLite: the driver releases the GIL while it works.
+    # Two threads: the next days of aggregates are read while the last ones are folded.
     store = SqlRecoveryStore(app.store.engine, workers=2)
     tz = app.settings.ingest.timezone
     scoring = ScoringService(
@@ -550,3 +559,21 @@ def build_api_services(
         max_body_bytes=api.max_body_bytes,
         threads=api.threads,
     )
+
+
+def score_job(app: App) -> Callable[[], dict[str, object]]:
+    """The daemon's ``score`` job: one scoring run as of today (operator time zone); returns
+    a small summary for the job log. Raises RulesError now (at start-up) when scoring.toml or
+    devices.csv is invalid."""
+    scoring = build_scoring(app)
+
+    def run() -> dict[str, object]:
+        doc = scoring.scoring.run().as_dict()
+        return {
+            "as_of": doc["as_of"],
+            "subscribers": doc["subscribers"],
+            "by_verdict": doc["by_verdict"],
+            "by_transition": doc["by_transition"],
+        }
+
+    return run

@@ -144,27 +144,53 @@ def rules_check(
             target = load_settings(_state.config).rules.dir
         except ConfigError as exc:
             raise _fail(str(exc)) from None
+    from mmsq.devices import load_devices
+    from mmsq.scoring_rules import load_scoring_rules
+
+    # Every rules file is checked, so one run lists every problem.
+    problems = []
     try:
         rules = load_rules(target)
         from mmsq.complaint_cases import load_complaint_cases
 
         load_complaint_cases(target)
     except RulesError as exc:
+        problems += exc.problems
+    try:
+        scoring_rules = load_scoring_rules(target)
+    except RulesError as exc:
+        problems += exc.problems
+    try:
+        devices = load_devices(target)
+    except RulesError as exc:
+        problems += exc.problems
+    if problems:
+        # A missing directory is reported by each loader: once is enough.
+        problems = list({(p.file, p.key, p.reason): p for p in problems}.values())
         if as_json:
-            _emit_json({"ok": False, "problems": [p.__dict__ for p in exc.problems]})
+            _emit_json({"ok": False, "problems": [p.__dict__ for p in problems]})
         else:
-            for p in exc.problems:
+            for p in problems:
                 err.print(f"[red]✗[/] {p.file}: [bold]{p.key}[/]: {p.reason}", highlight=False)
         raise typer.Exit(1) from None
     counts = {name: len(ns.codes) for name, ns in rules.status_codes.namespaces.items()}
+    scoring_doc = {"version": scoring_rules.version, "verdicts": len(scoring_rules.verdicts)}
     if as_json:
         _emit_json(
-            {"ok": True, "directory": str(target) if target else None, "status_codes": counts}
+            {
+                "ok": True,
+                "directory": str(target) if target else None,
+                "status_codes": counts,
+                "scoring": scoring_doc,
+                "devices": len(devices),
+            }
         )
     else:
         out.print(
             f"[green]✓[/] rules valid ({'shipped' if target is None else f'shipped + {target}'}): "
             + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + f"; scoring {scoring_doc['version']} ({scoring_doc['verdicts']} verdicts)"
+            + f"; devices {len(devices)}"
         )
 
 
@@ -299,10 +325,10 @@ def demo(
         rules_dir=settings.rules.dir,
     )
     table = Table(title=f"mmsq demo: {subscribers:,} subscribers, {days} days (seed {seed})")
-    for col in ("day", "phase", "sent", "delivered", "success", "top causes of failure"):
-        table.add_column(
-            col, justify="right" if col in {"sent", "delivered", "success"} else "left"
-        )
+    numeric = {"sent", "delivered", "success", "flag/susp"}
+    for col in ("day", "phase", "sent", "delivered", "success", "flag/susp"):
+        table.add_column(col, justify="right" if col in numeric else "left")
+    table.add_column("top causes of failure")
     show = not as_json and err.is_terminal
     with Progress(
         TextColumn("[bold]demo"),
@@ -321,7 +347,11 @@ def demo(
             )
             mix = ", ".join(f"{k} {v / max(d.final, 1):.1%}" for k, v in failures.most_common(3))
             rate = "n/a" if d.success_rate is None else f"{d.success_rate:.1%}"
-            table.add_row(d.day.isoformat(), d.phase, f"{d.sent:,}", f"{d.delivered:,}", rate, mix)
+            # newly flagged / newly suspended by the day's scoring run (act phase)
+            acted = f"{d.actions['flagged']:,}/{d.actions['suspended']:,}" if d.actions else ""
+            table.add_row(
+                d.day.isoformat(), d.phase, f"{d.sent:,}", f"{d.delivered:,}", rate, acted, mix
+            )
             if not as_json and not show:
                 out.print(f"{d.day} {d.phase:7} sent {d.sent:,} delivered {d.delivered:,} ({rate})")
 
@@ -338,6 +368,13 @@ def demo(
         + ("n/a" if after is None else f"{after:.1%}")
     )
     out.print(f"capabilities on after day {observe_days}: {', '.join(result.capabilities)}")
+    if result.days and result.days[-1].actions:
+        last = result.days[-1]
+        out.print(
+            f"verdicts on {last.day}: "
+            + ", ".join(f"{k} {v:,}" for k, v in last.verdicts.items())
+            + f"; under suspension (not sent to): {last.actions['under_suspension']:,}"
+        )
     out.print(f"complaints in the simulated population: {result.complaints}")
     out.print(f"simulators were at {result.endpoints['mmsc']} and {result.endpoints['smsc']}")
 

@@ -3,7 +3,10 @@
 The content platform sends the newspaper (two editions a day) to a simulated handset
 population through the MMSC simulator; each night the MMSC exports its CDR file and mmsq
 ingests it. The first days mmsq only observes; from then on every capability that exists is
-switched on. Time is compressed: a day takes a second or two.
+switched on: after each night's ingest mmsq scores every subscriber as of that day and moves
+the recovery state machine, and the content platform stops sending to the suspended ones
+(mmsq's suspension list) from the next edition on. Time is compressed: a day takes a second
+or two.
 
 This module is wiring (it builds simulators and adapters), like the CLI and the bootstrap.
 """
@@ -20,11 +23,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mmsq.adapters.cdr_csv import CdrFileReader
+from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.classify import Classifier
+from mmsq.devices import load_devices
 from mmsq.ingest import IngestService
 from mmsq.msisdn import MsisdnNormaliser
+from mmsq.recovery import RecoveryService
 from mmsq.rules_loader import load_rules
+from mmsq.scoring_rules import load_scoring_rules
+from mmsq.scoring_run import ScoringResult, ScoringService
 from mmsq.simulators.mmsc import MmscConfig, MmscSimulator
 from mmsq.simulators.mmsc_http import MmscServer
 from mmsq.simulators.population import HandsetPopulation
@@ -60,7 +68,12 @@ class DayFigures:
     quarantined: int
     unknown_codes: int
     truth: dict[str, int]  # ground-truth verdict counts at the start of the day
+    #: What mmsq did after the night's ingest (act phase): ``flagged`` and ``suspended``
+    #: (newly, by this day's scoring run), ``under_suspension`` (not sent to from the next
+    #: edition on), ``invalid`` (newly on the clean-up list), ``recovered``.
     actions: dict[str, int] = field(default_factory=dict)
+    #: Verdict counts of this day's scoring run (act phase).
+    verdicts: dict[str, int] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float | None:
@@ -95,6 +108,7 @@ class DemoResult:
                     "quarantined": d.quarantined,
                     "unknown_codes": d.unknown_codes,
                     "truth": d.truth,
+                    "verdicts": d.verdicts,
                     "actions": d.actions,
                 }
                 for d in self.days
@@ -121,6 +135,51 @@ def _truth_counts(population: HandsetPopulation) -> dict[str, int]:
     frame = population.ground_truth_day(population.day)
     counts = frame["expected_verdict"].value_counts()
     return {str(k): int(v) for k, v in counts.items() if v}
+
+
+def _actions(result: ScoringResult, under_suspension: int) -> dict[str, int]:
+    """Newly flagged, suspended, invalid and recovered subscribers of one scoring run."""
+    moved = result.transitions
+    to_state: dict[str, int] = (
+        {str(k): int(v) for k, v in moved["to_state"].value_counts().items()} if len(moved) else {}
+    )
+    return {
+        "flagged": int(to_state.get("flagged", 0)),
+        "suspended": int(to_state.get("suspended", 0)),
+        "invalid": int(to_state.get("invalid", 0)),
+        "recovered": int(to_state.get("recovered", 0)) + int(to_state.get("resumed", 0)),
+        "under_suspension": under_suspension,
+    }
+
+
+def _scoring(
+    store: SqlStore, config: DemoConfig, clock: _Clock
+) -> tuple[ScoringService, RecoveryService]:
+    """mmsq's scoring and recovery on the demo's store and simulated clock."""
+    recovery_store = SqlRecoveryStore(store.engine)
+    rules = load_scoring_rules(config.rules_dir)
+    scoring = ScoringService(
+        source=recovery_store,
+        recovery=recovery_store,
+        blacklist=recovery_store,
+        rules=rules,
+        devices=load_devices(config.rules_dir),
+        clock=clock,
+        timezone=config.timezone,
+    )
+    recovery = RecoveryService(
+        recovery_store, recovery_store, rules.recovery, clock, config.timezone
+    )
+    return scoring, recovery
+
+
+def _act(scoring: ScoringService, recovery: RecoveryService, figures: DayFigures) -> set[str]:
+    """Score as of the day just ingested, record what changed; the suspension list after."""
+    result = scoring.run(figures.day)
+    suspended = set(recovery.suspensions()["msisdn"])
+    figures.verdicts = dict(sorted(result.by_verdict.items()))
+    figures.actions = _actions(result, len(suspended))
+    return suspended
 
 
 def run_demo(
@@ -151,9 +210,13 @@ def run_demo(
         clock=clock,
         timezone=config.timezone,
     )
+    scoring, recovery = _scoring(store, config, clock)
     capabilities: list[str] = ["ingest"]
+    if config.observe_days < config.days:
+        capabilities += ["score", "suspend"]
     days: list[DayFigures] = []
     msisdns = population.msisdns().tolist()
+    suspended: set[str] = set()
     try:
         with MmscServer(mmsc) as mmsc_server:
             smsc.start()
@@ -166,9 +229,11 @@ def run_demo(
                 population.advance_to(day)
                 truth = _truth_counts(population)
                 phase = "observe" if n < config.observe_days else "act"
+                # The content platform honours mmsq's suspension list.
+                send_to = [m for m in msisdns if m not in suspended] if suspended else msisdns
                 for name, at in EDITIONS:
                     clock.current = datetime.combine(day, at, tzinfo=tz)
-                    mmsc.run_bulk_edition(f"ah-daily-{day:%Y%m%d}-{name}", msisdns, clock.current)
+                    mmsc.run_bulk_edition(f"ah-daily-{day:%Y%m%d}-{name}", send_to, clock.current)
                 # The nightly export, a few hours after midnight: the evening edition's
                 # stragglers are final by then or still pending.
                 clock.current = datetime.combine(day + timedelta(days=1), time(3, 0), tzinfo=tz)
@@ -188,6 +253,8 @@ def run_demo(
                     unknown_codes=sum(summary.unknown_codes.values()),
                     truth=truth,
                 )
+                if phase == "act":
+                    suspended = _act(scoring, recovery, figures)
                 days.append(figures)
                 if on_day is not None:
                     on_day(figures)

@@ -115,6 +115,19 @@ def summarise_window(daily: pd.DataFrame, first_day: date, last_day: date) -> pd
     return summary[list(SUMMARY_COLUMNS)]
 
 
+def _latest_bits(values: np.ndarray, k: int) -> np.ndarray:
+    """Each value with only its ``k`` highest set bits kept (all of them when fewer)."""
+    rest = values.astype(np.uint64, copy=True)
+    kept = np.zeros_like(rest)
+    for _ in range(k):
+        top = bit_length(rest) - 1
+        bit = np.where(top >= 0, np.uint64(1) << np.maximum(top, 0).astype(np.uint64), 0)
+        bit = bit.astype(np.uint64)
+        kept |= bit
+        rest &= ~bit
+    return kept
+
+
 def _day_labels(first_day: date, n: int) -> np.ndarray:
     """ISO dates of the window, plus '' at the end for "none" (index -1)."""
     return np.array([(first_day + timedelta(days=j)).isoformat() for j in range(n)] + [""])
@@ -129,11 +142,14 @@ def build_features(
     catalogue: DeviceCatalogue | None = None,
     subscription_status: pd.Series | None = None,
     blacklist: pd.DataFrame | None = None,
+    recent_days: int = 7,
 ) -> pd.DataFrame:
     """The feature frame: one row per subscriber of ``summary``, same order.
 
     ``devices`` has columns msisdn, tac; ``subscription_status`` is aligned with ``summary``
     (values active, cancelled, suspended, unknown); ``blacklist`` has columns msisdn, reason.
+    ``recent_days``: how many of the failure run's latest days the ``recent_share_*``
+    features look at (what the handset does now, when its trouble changed during the run).
     """
     n = len(summary)
     f = pd.DataFrame({"msisdn": summary["msisdn"].to_numpy(dtype=object)})
@@ -171,6 +187,16 @@ def build_features(
     f["days_other"] = popcount(run & ~explained)
     for col in [c for c in f.columns if c.startswith("days_")]:
         f["share_" + col.removeprefix("days_")] = f[col].to_numpy() / denom
+    recent = _latest_bits(run, recent_days)
+    recent_denom = np.maximum(popcount(recent), 1).astype(np.float64)
+    recent_masks = {
+        "notified_not_fetched": m["m_nnf"],
+        "not_fetched_unnotified": m["m_nf"] & ~m["m_nnf"],
+        **{cause: m[name] for cause, name in _RUN_CAUSES.items()},
+        "other": ~explained,
+    }
+    for cause, bits in recent_masks.items():
+        f["recent_share_" + cause] = popcount(bits & recent) / recent_denom
 
     history = m["m_delivered"] != 0
     f["history"] = history.astype(np.float64)

@@ -1,8 +1,10 @@
-"""Handset names for the report: the device table (``devices.csv``) read tolerantly.
+"""Handset names for the report, from the one device table (``mmsq.devices``).
 
 The table maps a TAC (the first 8 digits of an IMEI) to brand and model. A missing file is not
 an error: every handset is then "unknown" and the device match rate is 0, which is what the
-report should say. Rows that cannot be read are skipped and counted, never fatal.
+report should say. A file given to the report alone (``report.devices_file``), or an operator
+table that does not validate, is read tolerantly: rows that cannot be read are skipped and
+counted, never fatal.
 """
 
 from __future__ import annotations
@@ -10,20 +12,12 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
-__all__ = ["UNKNOWN", "DeviceName", "DeviceTable", "load_device_table"]
+from mmsq.devices import DEVICES_FILE, DeviceCatalogue, load_devices
+from mmsq.rules_loader import RulesError
 
-DEVICE_COLUMNS = (
-    "tac",
-    "brand",
-    "model",
-    "mms_capable",
-    "ota_cp",
-    "cp_security",
-    "settings_profile",
-)
+__all__ = ["UNKNOWN", "DeviceName", "DeviceTable", "load_device_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +63,32 @@ def _parse(text: str, source: str) -> DeviceTable:
     return DeviceTable(names, source, skipped)
 
 
+def _from_catalogue(catalogue: DeviceCatalogue, source: str) -> DeviceTable:
+    t = catalogue.table
+    names = {
+        str(tac): DeviceName(str(brand), str(model) or "unknown")
+        for tac, brand, model in zip(t["tac"], t["brand"], t["model"], strict=True)
+    }
+    return DeviceTable(names, source)
+
+
 def load_device_table(path: Path | None = None, rules_dir: Path | None = None) -> DeviceTable:
-    """The first that exists of: ``path``, ``rules_dir/devices.csv``, the shipped
-    ``mmsq.rules/devices.csv``; an empty table when none does."""
-    candidates = [p for p in (path, rules_dir / "devices.csv" if rules_dir else None) if p]
-    for candidate in candidates:
-        if candidate.is_file():
-            return _parse(candidate.read_text(encoding="utf-8-sig"), str(candidate))
-    shipped = resources.files("mmsq.rules").joinpath("devices.csv")
-    if shipped.is_file():
-        return _parse(shipped.read_text(encoding="utf-8-sig"), "mmsq.rules/devices.csv")
-    return DeviceTable()
+    """The report's device names: ``path`` (``report.devices_file``) read tolerantly when it
+    exists; otherwise the one device table (``mmsq.devices.load_devices``: the shipped
+    ``devices.csv`` with ``rules_dir/devices.csv`` merged over it by TAC). An operator table
+    that does not validate is read tolerantly instead (bad rows skipped and counted): a report
+    never fails over its device names. An empty table when there is none."""
+    if path is not None and path.is_file():
+        return _parse(path.read_text(encoding="utf-8-sig"), str(path))
+    operator = rules_dir / DEVICES_FILE if rules_dir is not None else None
+    has_operator = operator is not None and operator.is_file()
+    try:
+        catalogue = load_devices(rules_dir if has_operator else None)
+    except RulesError:
+        if operator is not None and has_operator:
+            return _parse(operator.read_text(encoding="utf-8-sig"), str(operator))
+        catalogue = DeviceCatalogue.empty()
+    if not len(catalogue):
+        return DeviceTable()
+    shipped = "mmsq.rules/devices.csv"
+    return _from_catalogue(catalogue, f"{shipped} + {operator}" if has_operator else shipped)

@@ -82,6 +82,27 @@ def score_subscribers(features: pd.DataFrame, rules: ScoringRules) -> pd.DataFra
     )
 
 
+#: Feature columns the reasons are built from.
+_EXPLAIN_COLUMNS: tuple[str, ...] = (
+    "failed_run",
+    "run_start_day",
+    *(f"days_{cause}" for cause in _CAUSE_WORDS),
+    "history",
+    "delivered",
+    "new_subscriber",
+    "first_seen_day",
+    "brand",
+    "model",
+    "tac",
+    "device_known",
+    "device_ota_cp",
+    "device_not_mms_capable",
+    "subscription_status",
+    "blacklisted",
+    "blacklist_reason",
+    "final_days",
+)
+
 _INT_TEXT = np.array([str(i) for i in range(4096)], dtype=object)
 
 
@@ -113,12 +134,13 @@ def explain(features: pd.DataFrame, scored: pd.DataFrame, rules: ScoringRules) -
     out = pd.Series("", index=features.index, dtype=object)
     healthy = scored["verdict"] == Verdict.HEALTHY.value
     if healthy.any():
-        h = features.loc[healthy]
-        out.loc[healthy] = "delivered on " + h["last_delivery_day"].astype(str)
+        out.loc[healthy] = "delivered on " + features.loc[healthy, "last_delivery_day"].astype(str)
     rest = ~healthy
     if not rest.any():
         return out
-    f = features.loc[rest]
+    # Only the columns the reasons use: copying the whole feature frame costs GiBs on a
+    # province.
+    f = features.loc[rest, [c for c in _EXPLAIN_COLUMNS if c in features.columns]]
     s = scored.loc[rest]
     run = _text(f["failed_run"])
     acc = pd.Series("", index=f.index, dtype=object)

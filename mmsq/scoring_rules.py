@@ -41,6 +41,14 @@ SCORE_FEATURES: tuple[str, ...] = (
     "share_invalid",
     "share_policy",
     "share_other",
+    "recent_share_notified_not_fetched",
+    "recent_share_not_fetched_unnotified",
+    "recent_share_capacity",
+    "recent_share_incapable",
+    "recent_share_unreachable",
+    "recent_share_invalid",
+    "recent_share_policy",
+    "recent_share_other",
     "history",
     "no_history",
     "new_subscriber",
@@ -64,6 +72,12 @@ class WindowRule(_Frozen):
     days: int = Field(default=30, ge=1, le=MAX_WINDOW_DAYS)
     min_final_days: int = Field(
         default=3, ge=1, description="days with a final report needed for any verdict"
+    )
+    recent_days: int = Field(
+        default=7,
+        ge=1,
+        le=MAX_WINDOW_DAYS,
+        description="the failure run's latest days that the recent_share_* features look at",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -46,6 +47,8 @@ class ScoringResult:
     by_verdict: Counter[str] = field(default_factory=Counter)
     by_transition: Counter[str] = field(default_factory=Counter)
     by_state: Counter[str] = field(default_factory=Counter)
+    #: Wall seconds per stage (read, devices, features, verdicts, reasons, plan, persist).
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class ScoringResult:
             "by_verdict": dict(sorted(self.by_verdict.items())),
             "by_transition": dict(sorted(self.by_transition.items())),
             "by_state": dict(sorted(self.by_state.items())),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
 
@@ -99,14 +103,26 @@ class ScoringService:
         as_of: date | None = None,
         msisdns: list[str] | None = None,
         states: pd.DataFrame | None = None,
+        seconds: dict[str, float] | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Features and verdicts (with reasons and current state), without changing anything.
 
         ``msisdns`` limits the work to those subscribers (``mmsq subscriber show``);
-        ``states`` are the recovery states when the caller has read them already.
+        ``states`` are the recovery states when the caller has read them already;
+        ``seconds`` receives the wall seconds of each stage.
         """
+        took = seconds if seconds is not None else {}
+        t = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal t
+            now = time.perf_counter()
+            took[stage] = took.get(stage, 0.0) + now - t
+            t = now
+
         first, last = self.window(as_of)
         summary = self.source.window_summary(first, last, msisdns)
+        lap("read")
         if states is None:
             states = self.recovery.load_states(msisdns)
         # Subscribers with a state but no report in the window (suspended ones: no newspaper
@@ -122,17 +138,25 @@ class ScoringService:
             extra.insert(0, "msisdn", missing.to_numpy())
             summary = pd.concat([summary, extra], ignore_index=True)
         devices = self.source.subscriber_devices(msisdns)
+        status = self.subscriptions.statuses(summary["msisdn"])
+        blacklist = self.blacklist.blacklist_active(last)
+        lap("devices_status_lists")
         features = build_features(
             summary,
             first,
             self.rules.window.days,
             devices=devices,
             catalogue=self.devices,
-            subscription_status=self.subscriptions.statuses(summary["msisdn"]),
-            blacklist=self.blacklist.blacklist_active(last),
+            subscription_status=status,
+            blacklist=blacklist,
+            recent_days=self.rules.window.recent_days,
         )
+        del devices, summary
+        lap("features")
         scored = score_subscribers(features, self.rules)
+        lap("verdicts")
         scored["reasons"] = explain(features, scored, self.rules)
+        lap("reasons")
         scored.insert(0, "msisdn", features["msisdn"].to_numpy())
         scored["failed_run"] = features["failed_run"].to_numpy()
         scored["last_delivery_day"] = features["last_delivery_day"].to_numpy()
@@ -140,6 +164,7 @@ class ScoringService:
         scored["state"] = (
             state.fillna(State.ACTIVE.value).to_numpy() if state is not None else State.ACTIVE.value
         )
+        lap("verdicts")
         return features, scored
 
     def run(self, as_of: date | None = None) -> ScoringResult:
@@ -147,13 +172,20 @@ class ScoringService:
         started = self.clock.now()
         run_id = uuid4().hex[:16]
         first, last = self.window(as_of)
+        seconds: dict[str, float] = {}
+        t = time.perf_counter()
         states = self.recovery.load_states()
-        _features, scored = self.assess(last, states=states)
+        seconds["states"] = time.perf_counter() - t
+        _features, scored = self.assess(last, states=states, seconds=seconds)
         del _features
+        t = time.perf_counter()
         transitions, new_states = plan_run(
             scored, states, self.rules.recovery, last, started, run_id
         )
+        seconds["plan"] = time.perf_counter() - t
+        t = time.perf_counter()
         self.recovery.apply_transitions(transitions, new_states)
+        seconds["persist"] = time.perf_counter() - t
         if len(new_states):
             moved = scored["msisdn"].map(new_states.set_index("msisdn")["state"])
             scored["state"] = moved.fillna(scored["state"]).to_numpy()
@@ -166,6 +198,7 @@ class ScoringService:
             by_verdict=_counts(scored["verdict"]),
             by_transition=_counts(transitions["from_state"] + "->" + transitions["to_state"]),
             by_state=_counts(scored["state"]),
+            seconds=seconds,
         )
         self.recovery.record_run(run_id, last, started, self.clock.now(), result.as_dict())
         log.info(

@@ -1,6 +1,6 @@
 """Synthetic daily aggregates for scoring: subscribers whose histories look like each verdict.
 
-Writes what ingest would have produced (``daily_aggregates`` rows and ``subscriber_devices``)
+Writes what ingest would have produced (daily aggregate and device blocks)
 straight into frames, with the ground truth (profile, expected verdict) beside them, so scoring
 can be benchmarked at province size and its quality checked without a CDR pipeline.
 Vectorised with numpy, deterministic by seed, generated in chunks of subscribers.
@@ -11,7 +11,7 @@ is the independent ground truth.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -26,6 +26,7 @@ __all__ = [
     "PopulationSpec",
     "device_table",
     "generate",
+    "load_chunks",
     "load_into",
 ]
 
@@ -216,29 +217,106 @@ def generate(spec: PopulationSpec) -> Iterator[PopulationChunk]:
         yield _chunk(spec, start, min(spec.chunk, spec.subscribers - start), rng)
 
 
+def _compact(daily: pd.DataFrame) -> pd.DataFrame:
+    """A daily frame in a compact form, sorted by (day, msisdn): int64 E.164 digits, day
+    number, the generator's counters as int16."""
+    digits = daily["msisdn"].astype(str).str.removeprefix("+").astype(np.int64).to_numpy()
+    days = pd.to_datetime(daily["day"]).to_numpy("datetime64[D]").astype(np.int64)
+    out = pd.DataFrame({"msisdn": digits, "day": days.astype(np.int32)})
+    for c in _COUNTERS:
+        out[c] = daily[c].to_numpy().astype(np.int16)
+    out["last_ts"] = daily["last_ts"].to_numpy().astype(np.int64)
+    return out.sort_values(["day", "msisdn"], ignore_index=True)
+
+
+def _counts(compact: pd.DataFrame) -> pd.DataFrame:
+    """Compact rows -> the store's aggregate rows (every counter, int32)."""
+    from mmsq.aggregates import COUNT_COLUMNS
+
+    counts = compact[["msisdn", "day"]].copy()
+    for c in COUNT_COLUMNS:
+        counts[c] = (
+            compact[c].to_numpy().astype(np.int32)
+            if c in compact
+            else np.zeros(len(compact), np.int32)
+        )
+    counts["last_ts"] = compact["last_ts"].to_numpy()
+    return counts
+
+
+def _devices(devices: pd.DataFrame) -> Any:
+    import pyarrow as pa
+
+    digits = devices["msisdn"].astype(str).str.removeprefix("+").astype(np.int64).to_numpy()
+    return pa.table(
+        {
+            "msisdn": pa.array(digits, type=pa.int64()),
+            "imei": pa.array(devices["imei"].astype(str).tolist(), type=pa.string()),
+            "seen_ts": pa.array(devices["seen_ts"].to_numpy(), type=pa.int64()),
+        }
+    )
+
+
+def load_chunks(engine: Any, chunks: Iterable[PopulationChunk]) -> None:
+    """Write the chunks' daily aggregates and devices into an mmsq database (SQLAlchemy engine
+    at the current schema) as the store's columnar blocks, all at once: each (day, partition)
+    block is written once, however many chunks there are."""
+    from mmsq.adapters.sql_store import SqlStore
+
+    compact: list[pd.DataFrame] = []
+    devices: list[pd.DataFrame] = []
+    for chunk in chunks:
+        compact.append(_compact(chunk.daily))
+        devices.append(chunk.devices)
+    if not compact:
+        return
+    days = np.unique(np.concatenate([c["day"].to_numpy() for c in compact]))
+    with SqlStore(engine).ingest_session() as session:
+        for day in days.tolist():
+            parts = []
+            for c in compact:
+                d = c["day"].to_numpy()
+                a, b = np.searchsorted(d, day, "left"), np.searchsorted(d, day, "right")
+                parts.append(c.iloc[a:b])
+            rows = _counts(
+                pd.concat(parts, ignore_index=True).sort_values("msisdn", ignore_index=True)
+            )
+            if not _write_new_day(session._conn, int(day), rows):
+                # The day has blocks already: the ingest session's block merge (generator only).
+                session._merge_aggregates(rows)
+        session._merge_devices(_devices(pd.concat(devices, ignore_index=True)))
+
+
+def _write_new_day(conn: Any, day: int, rows: pd.DataFrame) -> bool:
+    """Write the aggregate blocks of a day that has none yet, straight from numpy (the
+    store's block layout: one Arrow block per MSISDN partition); False if it has some."""
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    from mmsq.adapters.event_blocks import AGGREGATE_SCHEMA, PARTS, encode
+    from mmsq.adapters.sql_event_schema import daily_aggregate_blocks as t
+
+    d = date(1970, 1, 1) + timedelta(days=day)
+    if conn.execute(sa.select(sa.func.count()).where(t.c.day == d)).scalar_one():
+        return False
+    msisdn = rows["msisdn"].to_numpy()
+    part = msisdn % PARTS
+    order = np.argsort(part, kind="stable")  # rows are sorted by MSISDN within a partition
+    cols = {name: rows[name].to_numpy()[order] for name in AGGREGATE_SCHEMA.names}
+    bounds = np.searchsorted(part[order], np.arange(PARTS + 1))
+    out = []
+    for p in range(PARTS):
+        a, b = int(bounds[p]), int(bounds[p + 1])
+        if a == b:
+            continue
+        table = pa.table({name: pa.array(cols[name][a:b]) for name in AGGREGATE_SCHEMA.names}).cast(
+            AGGREGATE_SCHEMA
+        )
+        out.append({"day": d, "part": p, "rows": b - a, "data": encode(table, True)})
+    conn.execute(t.insert(), out)
+    return True
+
+
 def load_into(engine: Any, chunk: PopulationChunk) -> None:
-    """Bulk-insert a chunk's daily aggregates and devices into an mmsq database (SQLAlchemy
-    engine at the current schema): executemany on SQLite, COPY on PostgreSQL."""
-    daily = chunk.daily
-    day_text = daily["day"].map(date.isoformat)
-    columns = list(DAILY_COLUMNS)
-    with engine.begin() as conn:
-        raw = conn.connection.driver_connection
-        for table, cols, frame in (
-            ("daily_aggregates", columns, daily.assign(day=day_text)),
-            ("subscriber_devices", ["msisdn", "imei", "tac", "seen_ts"], chunk.devices),
-        ):
-            data = zip(*(frame[c].tolist() for c in cols), strict=True)
-            names = ", ".join(cols)
-            if engine.dialect.name == "postgresql":
-                with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                    for row in data:
-                        copy.write_row(row)
-            else:
-                cur = raw.cursor()
-                try:
-                    cur.executemany(
-                        f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(cols))})", data
-                    )
-                finally:
-                    cur.close()
+    """Write one chunk's daily aggregates and devices (merged into what is stored)."""
+    load_chunks(engine, [chunk])

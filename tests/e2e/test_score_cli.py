@@ -7,17 +7,16 @@ import json
 from pathlib import Path
 
 from mmsq.adapters.sql_store import SqlStore
-from mmsq.simulators.daily_population import PopulationSpec, device_table, generate, load_into
+from mmsq.simulators.daily_population import PopulationSpec, device_table, generate, load_chunks
 from tests.e2e.test_cli import run
 
 
 def test_blacklist_score_show_and_export(tmp_path: Path) -> None:
     assert run(["db", "upgrade"], tmp_path).returncode == 0
     store = SqlStore.from_url(f"sqlite:///{tmp_path / 'var' / 'mmsq.db'}")
-    truth = []
-    for chunk in generate(PopulationSpec(subscribers=300, seed=5)):
-        load_into(store.engine, chunk)
-        truth.append(chunk.truth)
+    chunks = list(generate(PopulationSpec(subscribers=300, seed=5)))
+    load_chunks(store.engine, chunks)
+    truth = [chunk.truth for chunk in chunks]
     store.close()
     (tmp_path / "rules").mkdir()
     device_table().to_csv(tmp_path / "rules" / "devices.csv", index=False)
@@ -75,3 +74,25 @@ def test_blacklist_score_show_and_export(tmp_path: Path) -> None:
     r = run(["subscriber", "show", "12345"], tmp_path)
     assert r.returncode == 2
     assert "not a valid MSISDN" in r.stderr
+
+
+def test_rules_check_validates_scoring_rules_and_the_device_table(tmp_path: Path) -> None:
+    ok = run(["rules", "check", "--json"], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["scoring"]["verdicts"] == 6
+    assert doc["devices"] > 200
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "scoring.toml").write_text("[window]\ndays = 99\n")
+    (rules / "devices.csv").write_text(
+        "tac,brand,model,mms_capable,ota_cp,cp_security,settings_profile\n"
+        "1234,Nokia,6300,true,true,NETWPIN,default\n"
+    )
+    bad = run(["rules", "check", "--json", str(rules)], tmp_path)
+    assert bad.returncode == 1
+    problems = json.loads(bad.stdout)["problems"]
+    files = {Path(p["file"].split(" ")[0]).name for p in problems}
+    assert files == {"scoring.toml", "devices.csv"}
+    assert any("window" in p["key"] and "days" in p["key"] for p in problems)
+    assert any(p["key"] == "line 2" and "8 digits" in p["reason"] for p in problems)

@@ -1,5 +1,6 @@
-"""Scoring and recovery on a real database (SQLite and PostgreSQL): the SQL window summary
-equals the pandas reference, runs are persisted and audited, lists and funnel are right."""
+"""Scoring and recovery on a real database (SQLite and PostgreSQL): the window summary folded
+from the stored aggregate blocks equals the pandas reference, runs are persisted and audited,
+lists and funnel are right."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pandas as pd
 import pytest
 
 from mmsq.adapters.sql_recovery import SqlRecoveryStore
-from mmsq.adapters.sql_schema import delivery_events
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.blacklist import BlacklistService
 from mmsq.devices import DeviceCatalogue, read_device_table
@@ -21,7 +21,7 @@ from mmsq.msisdn import MsisdnNormaliser
 from mmsq.recovery import InvalidTransitionError, RecoveryService
 from mmsq.scoring_rules import load_scoring_rules
 from mmsq.scoring_run import ScoringService
-from mmsq.simulators.daily_population import PopulationSpec, generate, load_into
+from mmsq.simulators.daily_population import PopulationSpec, generate, load_chunks
 
 LAST = date(2026, 11, 22)
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "devices_scoring.csv"
@@ -50,10 +50,9 @@ class World:
 def world(db_url: str) -> Iterator[World]:
     store = SqlStore.from_url(db_url)
     store.upgrade()
-    truth = []
-    for chunk in generate(PopulationSpec(subscribers=400, last_day=LAST, chunk=150, seed=3)):
-        load_into(store.engine, chunk)
-        truth.append(chunk.truth)
+    chunks = list(generate(PopulationSpec(subscribers=400, last_day=LAST, chunk=150, seed=3)))
+    load_chunks(store.engine, chunks)
+    truth = [chunk.truth for chunk in chunks]
     rstore = SqlRecoveryStore(store.engine, workers=2)
     clock = FixedClock(datetime(2026, 11, 22, 18, 0, tzinfo=UTC))  # 02:00 on the 23rd in Shanghai
     rules = load_scoring_rules()
@@ -74,16 +73,33 @@ def world(db_url: str) -> Iterator[World]:
         store.close()
 
 
-def test_sql_window_summary_equals_the_pandas_reference(world: World) -> None:
+@pytest.mark.parametrize(("workers", "days_per_read"), [(2, 6), (1, 4), (2, 30)])
+def test_window_summary_equals_the_pandas_reference(
+    world: World, workers: int, days_per_read: int
+) -> None:
     first = LAST - timedelta(days=29)
     reference = summarise_window(world.store.daily_aggregates(first, LAST), first, LAST)
-    got = world.recovery_store.window_summary(first, LAST)
+    source = SqlRecoveryStore(world.store.engine, workers=workers, days_per_read=days_per_read)
+    got = source.window_summary(first, LAST)
     pd.testing.assert_frame_equal(got, reference, check_dtype=False)
     some = sorted(reference["msisdn"].sample(5, random_state=1))
-    one = world.recovery_store.window_summary(first, LAST, some)
+    one = source.window_summary(first, LAST, some)
     pd.testing.assert_frame_equal(
         one, reference[reference["msisdn"].isin(some)].reset_index(drop=True), check_dtype=False
     )
+
+
+def test_window_summary_of_a_shorter_window_and_devices(world: World) -> None:
+    first, last = LAST - timedelta(days=9), LAST - timedelta(days=2)
+    reference = summarise_window(world.store.daily_aggregates(first, last), first, last)
+    got = world.recovery_store.window_summary(first, last)
+    pd.testing.assert_frame_equal(got, reference, check_dtype=False)
+    devices = world.recovery_store.subscriber_devices()
+    assert len(devices) == 400
+    assert list(devices.columns) == ["msisdn", "tac"]
+    m = devices["msisdn"].iloc[7]
+    one = world.recovery_store.subscriber_devices([m, "+8613999999999"])
+    assert one.to_dict("records") == [{"msisdn": m, "tac": devices["tac"].iloc[7]}]
 
 
 def test_daily_aggregates_read_has_the_table_columns(world: World) -> None:
@@ -91,7 +107,7 @@ def test_daily_aggregates_read_has_the_table_columns(world: World) -> None:
     assert {"msisdn", "day", "attempts", "notified_not_fetched", "c_unreachable", "last_ts"} <= set(
         frame.columns
     )
-    assert set(frame["day"]) == {LAST}
+    assert set(frame["day"].dt.date) == {LAST}
 
 
 def test_scoring_run_is_persisted_and_a_rerun_changes_nothing(world: World) -> None:
@@ -199,27 +215,3 @@ def test_blacklist_import_until_and_remove(world: World, tmp_path: Path) -> None
     assert not world.blacklist.is_listed("13800138000", date(2026, 11, 1))
     world.blacklist.import_file(src)  # re-import replaces, never duplicates
     assert len(world.recovery_store.blacklist_rows()) == 2
-
-
-def test_recent_events_newest_first(world: World) -> None:
-    m = "+8613800138000"
-    rows = [
-        {
-            "event_key": k,
-            "msisdn": m,
-            "message_id": f"m{k}",
-            "edition": f"e{k}",
-            "status_source": "mm7",
-            "status_code": "Expired",
-            "cause": "not_fetched",
-            "final": True,
-            "submitted_ts": 1_790_000_000 + k,
-            "day": LAST,
-        }
-        for k in range(5)
-    ]
-    with world.store.engine.begin() as conn:
-        conn.execute(delivery_events.insert(), rows)
-    got = world.store.recent_events(m, 3)
-    assert [r["message_id"] for r in got] == ["m4", "m3", "m2"]
-    assert got[0]["cause"] == "not_fetched"

@@ -33,7 +33,7 @@ def test_operator_file_overrides_one_key_and_keeps_the_rest(tmp_path: Path) -> N
     assert rules.window.days == 14
     assert rules.window.min_final_days == 3
     assert rules.verdicts[Verdict.UNREACHABLE].min_failed_run == 5
-    assert rules.verdicts[Verdict.UNREACHABLE].weights["share_unreachable"] == 0.9
+    assert rules.verdicts[Verdict.UNREACHABLE].weights["share_unreachable"] == 0.45
     assert rules.recovery.probe_after_days == (3, 10)
 
 

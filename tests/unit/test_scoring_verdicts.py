@@ -231,3 +231,35 @@ def test_summary_ignores_days_outside_the_window() -> None:
     summary = summarise_window(pd.concat([early, frame]), FIRST, LAST)
     assert summary["attempts"].iloc[0] == 60
     assert summary["m_delivered"].iloc[0] == (1 << 30) - 1
+
+
+def test_recent_shares_follow_the_latest_days_of_the_run() -> None:
+    """Misconfigured for 20 days, then barred by billing for the last 9: the handset's trouble
+    now is the bar, and the verdict says so."""
+    first = date(2026, 11, 1)
+    days = 30
+    nnf = sum(1 << j for j in range(days - 9))
+    policy = sum(1 << j for j in range(days - 9, days))
+    summary = pd.DataFrame(
+        {
+            "msisdn": ["+8613800138000"],
+            "attempts": [60],
+            "final": [60],
+            "delivered": [0],
+            "m_final": [nnf | policy],
+            "m_delivered": [0],
+            "m_nnf": [nnf],
+            "m_nf": [nnf],
+            "m_capacity": [0],
+            "m_incapable": [0],
+            "m_unreachable": [0],
+            "m_invalid": [0],
+            "m_policy": [policy],
+        }
+    )
+    f = build_features(summary, first, days, recent_days=7)
+    assert f["share_policy"].iloc[0] == 9 / 30
+    assert f["recent_share_policy"].iloc[0] == 1.0
+    assert f["recent_share_notified_not_fetched"].iloc[0] == 0.0
+    scored = score_subscribers(f, load_scoring_rules())
+    assert scored["verdict"].iloc[0] == "policy_blocked"
