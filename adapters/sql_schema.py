@@ -113,3 +113,6 @@ ingest_batches = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("summary", JSON),
 )
+
+# Feature tables share ``metadata``: importing their modules registers them.
+from mmsq.adapters import sql_outreach_schema as _outreach_schema  # noqa: E402, F401
