@@ -439,15 +439,21 @@ class _BindWorker:
         elif command_id == _DELIVER_SM:
             self._deliver_sm(link, raw, seq)
         elif command_id == _ENQUIRE_LINK:
-            resp = smpplib.smpp.make_pdu("enquire_link_resp", client=link.client, sequence=seq)
-            link.out.append(resp.generate())
+            link.out.append(self._resp(link, "enquire_link_resp", seq))
         elif command_id == _ENQUIRE_LINK_RESP:
             link.enquire_sent_at = None
         elif command_id == _UNBIND:
-            resp = smpplib.smpp.make_pdu("unbind_resp", client=link.client, sequence=seq)
-            link.out.append(resp.generate())
+            link.out.append(self._resp(link, "unbind_resp", seq))
             self._flush(link)
             raise ConnectionError("the SMSC unbound")
+
+    @staticmethod
+    def _resp(link: _Link, command: str, seq: int, status: int = ESME_ROK) -> bytes:
+        """A response PDU for ``seq`` (smpplib ignores a ``sequence`` keyword: set it after)."""
+        pdu = smpplib.smpp.make_pdu(command, client=link.client, status=status)
+        pdu.sequence = seq
+        data: bytes = pdu.generate()
+        return data
 
     def _answered(self, pending: _Pending, status: int, message_id: str | None) -> None:
         gw = self.gw
@@ -506,10 +512,7 @@ class _BindWorker:
                         (pdu.short_message or b"").decode("latin-1")[:400],
                     )
                 )
-        resp = smpplib.smpp.make_pdu(
-            "deliver_sm_resp", client=link.client, sequence=seq, status=status
-        )
-        link.out.append(resp.generate())
+        link.out.append(self._resp(link, "deliver_sm_resp", seq, status))
 
 
 class SmppGateway:

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from mmsq.adapters.smpp_receipt import message_id_variants, normalise_message_id
+from mmsq.adapters.smpp_receipt import dec_to_hex, hex_to_dec, normalise_message_id
 from mmsq.adapters.sql_store import create_engine_for
 from mmsq.outbox import (
     Decision,
@@ -56,13 +56,38 @@ class SqlOutbox:
     """Implements ``OutboxStore`` on a SQLAlchemy engine (schema: ``sql_outreach_schema``).
 
     ``max_attempts``: submits of one segment answered with a retryable error before it fails;
-    ``retry_delay_s``: how long such a segment waits before it is tried again.
+    ``retry_delay_s``: how long such a segment waits before it is tried again;
+    ``receipt_id_base``: ``same`` when receipts carry the id as submit_sm_resp gave it (after
+    normalisation: case, leading zeros, ``0x``), ``decimal`` when the SMSC answers in hex and
+    receipts in decimal, ``hex`` for the reverse (what Kannel's ``msg-id-type`` describes).
+    Guessing the base per receipt is not safe: "10" is a valid id in both.
     """
 
-    def __init__(self, engine: Engine, max_attempts: int = 3, retry_delay_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        max_attempts: int = 3,
+        retry_delay_s: float = 60.0,
+        receipt_id_base: str = "same",
+    ) -> None:
+        if receipt_id_base not in ("same", "decimal", "hex"):
+            raise ValueError(f"receipt_id_base {receipt_id_base!r}: same, decimal or hex")
         self.engine = engine
         self.max_attempts = max_attempts
         self.retry_delay_ms = int(retry_delay_s * 1000)
+        self.receipt_id_base = receipt_id_base
+
+    def answer_ids(self, receipt_id: str) -> list[str]:
+        """The normalised submit_sm_resp ids a receipt id denotes, most likely first."""
+        canon = normalise_message_id(receipt_id)
+        if not canon:
+            return []
+        other = None
+        if self.receipt_id_base == "decimal":
+            other = dec_to_hex(canon)
+        elif self.receipt_id_base == "hex":
+            other = hex_to_dec(canon)
+        return [other, canon] if other and other != canon else [canon]
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> SqlOutbox:
@@ -419,28 +444,20 @@ class SqlOutbox:
         )
 
     def _find_segment(self, conn: Connection, message_id: str) -> Any:
-        """The segment a receipt id denotes: the exact normalised id first, else a hex/decimal
-        reading of it (SMSCs that answer in one base and receipt in the other)."""
-        canon = normalise_message_id(message_id)
-        variants = sorted(message_id_variants(message_id))
-        if not variants:
-            return None
-        frag, params = _in("v", variants)
-        rows = conn.execute(
-            sa.text(
-                "SELECT contact_id, seq, message_id, state, receipt_stat, submitted_ms "
-                f"FROM outreach_segments WHERE message_id IN {frag}"
-            ),
-            params,
-        ).all()
-        if not rows:
-            return None
-        exact = [r for r in rows if r[2] == canon]
-        if exact:
-            return max(exact, key=lambda r: r[5] or 0)
-        # Only another reading matched: prefer a segment still waiting for its receipt.
-        waiting = [r for r in rows if r[4] is None] or rows
-        return max(waiting, key=lambda r: r[5] or 0)
+        """The segment a receipt id denotes (the newest answer with that id, in the order of
+        ``answer_ids``), or None."""
+        for candidate in self.answer_ids(message_id):
+            row = conn.execute(
+                sa.text(
+                    "SELECT contact_id, seq, message_id, state, receipt_stat, response_ms "
+                    "FROM outreach_segments WHERE message_id = :m "
+                    "ORDER BY response_ms DESC LIMIT 1"
+                ),
+                {"m": candidate},
+            ).first()
+            if row is not None:
+                return row
+        return None
 
     def _apply_receipt(
         self,
@@ -451,9 +468,9 @@ class SqlOutbox:
         seg = self._find_segment(conn, receipt.message_id)
         if seg is None:
             return None
-        cid, seq, _, _, first_stat, submitted_ms = seg
+        cid, seq, _, _, first_stat, response_ms = seg
         at_ms = epoch_ms(receipt.at)
-        lag = None if submitted_ms is None else max(0.0, (at_ms - submitted_ms) / 1000)
+        lag = None if response_ms is None else max(0.0, (at_ms - response_ms) / 1000)
         stat = (receipt.stat or "").upper()
         final = stat in DELIVERED_STATS or stat in FAILED_STATS
         if first_stat is not None:
@@ -508,12 +525,10 @@ class SqlOutbox:
         ).all()
         if not waiting:
             return []
-        new_ids: set[str] = set()
-        for a in accepted:
-            new_ids |= message_id_variants(a["mid"])
+        new_ids = {a["mid"] for a in accepted}
         out: list[ReceiptMatch] = []
         for row in waiting:
-            if not message_id_variants(row[1]) & new_ids:
+            if not new_ids.intersection(self.answer_ids(row[1])):
                 continue
             receipt = Receipt(
                 row[1], row[2], row[3], _from_ms(row[6]) or datetime.now(UTC), row[4], row[5]

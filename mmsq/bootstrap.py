@@ -115,7 +115,10 @@ def build_outreach(
             probe.close()
     o = settings.outreach
     store = SqlOutbox.from_url(
-        settings.database_url, max_attempts=o.max_attempts, retry_delay_s=o.retry_delay_s
+        settings.database_url,
+        max_attempts=o.max_attempts,
+        retry_delay_s=o.retry_delay_s,
+        receipt_id_base=settings.smpp.receipt_id_base,
     )
     clock = clock or SystemClock()
     s = settings.smpp

@@ -157,7 +157,7 @@ class ReceiptMatch:
 
     matched: bool
     stat: str | None = None
-    lag_s: float | None = None  # receipt time minus the segment's submit time
+    lag_s: float | None = None  # receipt time minus the time the SMSC accepted the segment
     duplicate: bool = False  # the segment already had a receipt (the first one wins)
 
 

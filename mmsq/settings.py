@@ -91,6 +91,9 @@ class SmppSettings(_Section):
     throughput_per_s: float | None = Field(
         default=None, gt=0, description="segments per second per bind; empty: no limit"
     )
+    receipt_id_base: Literal["same", "decimal", "hex"] = Field(
+        default="same", description="base of receipt ids when it differs from submit_sm_resp"
+    )
     source_addr: str = Field(default="10086", max_length=20)
     source_addr_ton: int = Field(default=0, ge=0, le=6)
     source_addr_npi: int = Field(default=0, ge=0, le=18)
