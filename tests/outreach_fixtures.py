@@ -4,7 +4,7 @@ allows sending at any hour, and helpers to plan contacts and run the dispatcher.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -76,7 +76,9 @@ def planner(
     )
 
 
-def candidates(msisdns: list[str], verdict: str = "terminal_capacity", **cols: object) -> pd.DataFrame:
+def candidates(
+    msisdns: list[str], verdict: str = "terminal_capacity", **cols: object
+) -> pd.DataFrame:
     return pd.DataFrame({"msisdn": msisdns, "verdict": verdict, "delivered": 5, **cols})
 
 

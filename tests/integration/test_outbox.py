@@ -103,27 +103,33 @@ def test_a_receipt_before_its_answer_waits_then_matches(store: SqlOutbox) -> Non
     now = datetime.now(UTC)
     (req,) = store.claim(10, now, {})
     (early,) = store.record_receipts([Receipt("77", "UNDELIV", "001", now)], classify_receipt)
-    assert not early.matched and store.status().waiting_receipts == 1
+    assert not early.matched
+    assert store.status().waiting_receipts == 1
     matched = store.record_results(
         [SubmitResult(req.key, 0, "77", now)], classify_status, classify_receipt, now
     )
     assert [m.stat for m in matched] == ["UNDELIV"]
     (contact,) = store.contacts()
     assert (contact["state"], contact["cause"], contact["status_code"]) == (
-        "failed", "unreachable", "UNDELIV"
+        "failed",
+        "unreachable",
+        "UNDELIV",
     )
     assert store.status().waiting_receipts == 0
 
 
 def test_unmatched_receipts_settle_after_the_grace_period(store: SqlOutbox) -> None:
     now = datetime.now(UTC)
-    store.record_receipts([Receipt("999", "DELIVRD", "000", now, "8613800000009", "id:999")],
-                          classify_receipt)
+    store.record_receipts(
+        [Receipt("999", "DELIVRD", "000", now, "8613800000009", "id:999")], classify_receipt
+    )
     assert store.settle_waiting_receipts(now - timedelta(seconds=60)) == 0
     assert store.settle_waiting_receipts(now + timedelta(seconds=1)) == 1
     (kept,) = store.unmatched_receipts()
     assert (kept["message_id_raw"], kept["state"], kept["source_addr"]) == (
-        "999", "unmatched", "8613800000009"
+        "999",
+        "unmatched",
+        "8613800000009",
     )
 
 
@@ -154,7 +160,8 @@ def test_quiet_hours_defer_and_expire_with_the_reason(store: SqlOutbox) -> None:
     assert store.expire(evening) == 2
     (c1, c2) = store.contacts()
     assert c1["state"] == c2["state"] == "expired"
-    assert c1["cause"] == "quiet_hours" and "after the expiry" in c1["detail"]
+    assert c1["cause"] == "quiet_hours"
+    assert "after the expiry" in c1["detail"]
     assert {s["state"] for s in store.segments()} == {"expired"}
 
 
@@ -167,7 +174,9 @@ def test_contacts_not_sent_in_time_expire_with_the_link_state(store: SqlOutbox) 
     assert store.expire(later, "SMSC link disconnected until the expiry") == 1
     (c,) = store.contacts()
     assert (c["state"], c["cause"], c["detail"]) == (
-        "expired", "not_sent_in_time", "SMSC link disconnected until the expiry"
+        "expired",
+        "not_sent_in_time",
+        "SMSC link disconnected until the expiry",
     )
 
 
@@ -180,4 +189,7 @@ def test_blocked_regions_wait_for_their_next_send_time(store: SqlOutbox) -> None
     later = now + timedelta(hours=3)
     (req,) = store.claim(10, now, {"Urumqi": later})
     assert req.destination == "8613800000002"
-    assert store.pending(now) == (0, datetime.fromtimestamp(int(later.timestamp() * 1000) / 1000, UTC))
+    assert store.pending(now) == (
+        0,
+        datetime.fromtimestamp(int(later.timestamp() * 1000) / 1000, UTC),
+    )

@@ -62,23 +62,28 @@ def test_ota_push_fixes_a_misconfigured_handset_and_the_pin_arrives_by_sms(
     )
     assert summary.by_action == {"ota_push": 1, "help_sms": 1}
     push, help_sms = store.contacts()
-    assert push["action"] == "ota_push" and "USERPIN" in push["detail"]
+    assert push["action"] == "ota_push"
+    assert "USERPIN" in push["detail"]
     pin = population.user_pin(msisdn)
-    assert pin is not None and help_sms["text"].endswith(pin)
+    assert pin is not None
+    assert help_sms["text"].endswith(pin)
 
     with SmscSimulator(SmscConfig(), population) as smsc:
         result = dispatcher(store, smsc).dispatch_once(receipt_wait_s=10)
-        assert smsc.stats().pushes == 1 and smsc.stats().decode_failures == 0
+        assert smsc.stats().pushes == 1
+        assert smsc.stats().decode_failures == 0
 
     assert result.failed == 0
     (received_push,) = population.pushes
-    assert received_push.sec == "USERPIN" and received_push.mac_valid
+    assert received_push.sec == "USERPIN"
+    assert received_push.mac_valid
     assert received_push.parameters["NAP-ADDRESS"] == "cmwap"
     assert population.state_of(msisdn) is HandsetState.HEALTHY
     assert population.counters.pushes_fixed == 1
     (text,) = population.texts
-    assert text.text == help_sms["text"] and pin in text.text
+    assert text.text == help_sms["text"]
+    assert pin in text.text
     # The push went out before the help SMS that announces it.
-    assert [s["contact_id"] for s in store.segments()][0] == push["id"]
+    assert next(s["contact_id"] for s in store.segments()) == push["id"]
     assert {c["state"] for c in store.contacts()} <= {"delivered", "failed"}
     store.close()

@@ -60,9 +60,7 @@ class Sink:
 
 
 def requests(n: int) -> list[SubmitRequest]:
-    return [
-        SubmitRequest((i, 1), f"86138{i:08d}", f"m{i}".encode(), 0, 0) for i in range(n)
-    ]
+    return [SubmitRequest((i, 1), f"86138{i:08d}", f"m{i}".encode(), 0, 0) for i in range(n)]
 
 
 def texts(smsc: SmscSimulator) -> list[str]:
@@ -75,7 +73,10 @@ def outcomes() -> FixedOutcomes:
 
 
 def run_gateway(
-    smsc: SmscSimulator, reqs: list[SubmitRequest], metrics: RecordingMetrics | None = None, **kw: object
+    smsc: SmscSimulator,
+    reqs: list[SubmitRequest],
+    metrics: RecordingMetrics | None = None,
+    **kw: object,
 ) -> Sink:
     sink = Sink()
     gw = SmppGateway(smpp_config(smsc, **kw), metrics)
@@ -163,7 +164,8 @@ def test_transmitter_and_receiver_binds(outcomes: FixedOutcomes) -> None:
             gw.stop(2.0)
         assert smsc.stats().receipts_acked == 5
     assert {r.message_id for r in sink.receipts} == {r.message_id for r in sink.results}
-    assert gw.state == "stopped" and not gw.healthy()
+    assert gw.state == "stopped"
+    assert not gw.healthy()
 
 
 def test_stop_hands_back_what_was_never_written(outcomes: FixedOutcomes) -> None:
@@ -196,7 +198,8 @@ def test_receipts_before_the_submit_answer_are_matched(
     planner(store).plan(candidates(msisdns(20)))
     with SmscSimulator(SmscConfig(resp_delay_s=0.2), outcomes) as smsc:
         summary = dispatcher(store, smsc).dispatch_once(receipt_wait_s=10)
-    assert summary.accepted == 20 and summary.receipts == 20
+    assert summary.accepted == 20
+    assert summary.receipts == 20
     status = store.status()
     assert status.contacts == {"delivered": 20}
     assert status.waiting_receipts == status.unmatched_receipts == 0
@@ -204,7 +207,12 @@ def test_receipts_before_the_submit_answer_are_matched(
 
 @pytest.mark.parametrize(
     ("ids", "receipt_ids", "base"),
-    [("hex", "dec", "decimal"), ("dec", "hex", "hex"), ("hex", None, "same"), ("dec", None, "same")],
+    [
+        ("hex", "dec", "decimal"),
+        ("dec", "hex", "hex"),
+        ("hex", None, "same"),
+        ("dec", None, "same"),
+    ],
 )
 def test_hex_and_decimal_ids_correlate(
     tmp_path: Path, outcomes: FixedOutcomes, ids: str, receipt_ids: str | None, base: str
@@ -219,7 +227,8 @@ def test_hex_and_decimal_ids_correlate(
     with SmscSimulator(cfg, outcomes) as smsc:
         summary = dispatcher(store, smsc).dispatch_once(receipt_wait_s=10)
     assert store.status().contacts == {"delivered": 30}
-    assert summary.receipts == 30 and summary.duplicate_receipts == 0
+    assert summary.receipts == 30
+    assert summary.duplicate_receipts == 0
     raw = {s["message_id_raw"] for s in store.segments()}
     assert raw == {format(n, "x" if ids == "hex" else "d") for n in range(4090, 4120)}
     store.close()
@@ -235,7 +244,9 @@ def test_ucs2_help_sms_is_concatenated_and_reassembled(
     with SmscSimulator(SmscConfig(), outcomes) as smsc:
         summary = dispatcher(store, smsc).dispatch_once(receipt_wait_s=10)
     (sms,) = outcomes.texts
-    assert sms.text == contact["text"] and sms.segments == 2 and sms.data_coding == 8
+    assert sms.text == contact["text"]
+    assert sms.segments == 2
+    assert sms.data_coding == 8
     assert sms.msisdn == "8613800138000"
     # One receipt per segment: the first final one decides, the others are kept per segment.
     assert summary.receipts == 2
@@ -270,7 +281,8 @@ def test_permanent_error_is_final_and_recorded_with_its_cause(
     metrics = RecordingMetrics()
     with RefusingSmsc(SmscConfig(), outcomes) as smsc:
         summary = dispatcher(store, smsc, metrics).dispatch_once(receipt_wait_s=10)
-    assert summary.failed == 1 and summary.retried == 0
+    assert summary.failed == 1
+    assert summary.retried == 0
     by_msisdn = {c["msisdn"]: c for c in store.contacts()}
     refused = by_msisdn["+8619900000001"]
     assert refused["state"] == "failed"
@@ -294,18 +306,27 @@ def test_unmatched_receipts_are_kept_for_inspection(
     outcomes.default_sms = SmsOutcome(delay_s=0.2)
     with SmscSimulator(SmscConfig(), outcomes) as smsc:
         # Another client on the same account sends and leaves: its receipt comes to us.
-        other = smpplib.client.Client(smsc.host, smsc.port, timeout=5, allow_unknown_opt_params=True)
+        other = smpplib.client.Client(
+            smsc.host, smsc.port, timeout=5, allow_unknown_opt_params=True
+        )
         other.connect()
         other.bind_transmitter(system_id="mmsq", password="secret")
-        other.send_message(source_addr="10086", destination_addr="8613900000000",
-                           short_message=b"elsewhere", registered_delivery=1)
+        other.send_message(
+            source_addr="10086",
+            destination_addr="8613900000000",
+            short_message=b"elsewhere",
+            registered_delivery=1,
+        )
         other.read_pdu()
         other.unbind()
         other.disconnect()
         metrics = RecordingMetrics()
         d = dispatcher(store, smsc, metrics, receipt_grace_s=0.0)
         summary = d.dispatch_once(max_seconds=1.5, until_idle=False)
-    assert summary.unmatched_receipts == 1 and metrics.unmatched == 1
+    assert summary.unmatched_receipts == 1
+    assert metrics.unmatched == 1
     (kept,) = store.unmatched_receipts()
-    assert kept["message_id_raw"] == "1" and kept["state"] == "unmatched"
-    assert kept["stat"] == "DELIVRD" and "elsewhere" in kept["text"]
+    assert kept["message_id_raw"] == "1"
+    assert kept["state"] == "unmatched"
+    assert kept["stat"] == "DELIVRD"
+    assert "elsewhere" in kept["text"]
