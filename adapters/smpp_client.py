@@ -99,10 +99,12 @@ class SmppConfig:
 class PacedLimiter:
     """At most ``rate`` sends in any one-second window, paced evenly.
 
-    A GCRA pacer at ``rate / (1 + margin)`` with a burst tolerance of two sends smooths the
-    flow (so the SMSC's receive times, shifted by network jitter, stay under the limit too);
-    a log of the last ``floor(rate)`` send times refuses any send that would make ``rate + 1``
-    within one second, whatever the pacer says.
+    A GCRA pacer at ``rate / (1 + margin)`` smooths the flow (so that the SMSC's receive
+    times, shifted by scheduling and network jitter of up to about ``margin`` seconds, stay
+    under the limit too) and lets the sender catch up one send after a stall or an idle spell
+    (``burst`` 2: never enough to matter within a second). A log of the last
+    ``floor(rate)`` send times refuses any send that would make ``rate + 1`` within one second
+    (plus half the margin), whatever the pacer says.
     """
 
     def __init__(self, rate: float, margin: float = 0.008, burst: int = 2) -> None:
@@ -110,20 +112,26 @@ class PacedLimiter:
             raise ValueError("rate must be positive")
         self.spacing = (1.0 + margin) / rate
         self.tolerance = self.spacing * max(0, burst - 1)
-        self.tat = 0.0
+        # The hard stop keeps half the margin too: rate + 1 sends always span more than 1 s
+        # by a few milliseconds, which absorbs some scheduling jitter at the receiver.
+        self.horizon = 1.0 + margin / 2
+        self.tat: float | None = None
         self.cap = max(1, math.floor(rate))
         self.log: deque[float] = deque(maxlen=self.cap)
 
     def wait(self, now: float) -> float:
         """Seconds until the next send is allowed (0: now)."""
+        if self.tat is None:
+            self.tat = now
         w = self.tat - self.tolerance - now
         if len(self.log) == self.cap:
-            w = max(w, self.log[0] + 1.0 - now)
+            w = max(w, self.log[0] + self.horizon - now)
         return max(0.0, w)
 
     def take(self, now: float) -> bool:
         if self.wait(now) > 0:
             return False
+        assert self.tat is not None
         self.tat = max(self.tat, now) + self.spacing
         self.log.append(now)
         return True
