@@ -349,6 +349,63 @@ def run_dispatcher(contacts: int, window: int, d: Path) -> tuple[float, int]:
 # -- main --------------------------------------------------------------------------------------
 
 
+def no_limit(bins: tuple[str, str] | None, window: int, seconds: float, d: Path) -> list[str]:
+    lines: list[str] = []
+    sim = SimStats("mmsq", "secret")
+    try:
+        fed = run_gateway(sim.port, window, seconds, None)
+        ours, n_ours = sim.rate(fed["t0"] + WARMUP_S, seconds)
+    finally:
+        sim.stop()
+    lines.append(
+        f"mmsq SmppGateway, no limit: {ours:,.0f} submit_sm/s ({n_ours:,} in {seconds:g} s, "
+        f"window {window}, errors {fed['errors']})"
+    )
+    if not bins:
+        return [*lines, "Kannel: not installed (bearerbox and mtbatch), no reference figure"]
+    sim = SimStats("kannel", "kpw")
+    try:
+        t0 = run_kannel(bins, sim.port, window, seconds, None, d)
+        kannel, n_k = sim.rate(t0 + WARMUP_S, seconds)
+    finally:
+        sim.stop()
+    lines.append(
+        f"Kannel bearerbox (fed by mtbatch), no limit: {kannel:,.0f} submit_sm/s ({n_k:,} in "
+        f"{seconds:g} s, max-pending-submits {window})"
+    )
+    lines.append(f"ratio mmsq / Kannel: {ours / kannel:.2f}")
+    return lines
+
+
+def with_limit(
+    bins: tuple[str, str] | None, window: int, seconds: float, limit: float, d: Path
+) -> list[str]:
+    lines: list[str] = []
+    stamping = StampingSim("mmsq", "secret", d)
+    try:
+        run_gateway(stamping.port, window, seconds, limit)
+    finally:
+        times = stamping.stop()
+    achieved, worst = limit_figures(times, seconds)
+    lines.append(
+        f"mmsq SmppGateway, limit {limit:g}/s: {achieved:,.2f}/s achieved over {seconds:g} s "
+        f"({achieved / limit:.2%} of L), at most {worst} in any 1-second window "
+        "(receive times at the SMSC)"
+    )
+    if bins:
+        stamping = StampingSim("kannel", "kpw", d)
+        try:
+            run_kannel(bins, stamping.port, window, seconds, limit, d)
+        finally:
+            times = stamping.stop()
+        achieved, worst = limit_figures(times, seconds)
+        lines.append(
+            f"Kannel bearerbox, throughput {limit:g}: {achieved:,.2f}/s achieved "
+            f"({achieved / limit:.2%} of L), at most {worst} in any 1-second window"
+        )
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -362,58 +419,17 @@ def main() -> int:
     if args.serve_smsc:
         return serve_smsc(args.serve_smsc, args.system_id, args.password)
 
-    seconds, window = args.seconds, args.window
     bins = kannel_bins()
-    lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(os.environ.get("BENCH_KEEP", tmp))
-        # 1. no limit
-        sim = SimStats("mmsq", "secret")
-        try:
-            fed = run_gateway(sim.port, window, seconds, None)
-            ours, n_ours = sim.rate(fed["t0"] + WARMUP_S, seconds)
-        finally:
-            sim.stop()
-        lines.append(f"mmsq SmppGateway, no limit: {ours:,.0f} submit_sm/s ({n_ours:,} in "
-                     f"{seconds:g} s, window {window}, errors {fed['errors']})")  # fmt: skip
-        kannel_rate = None
-        if bins:
-            sim = SimStats("kannel", "kpw")
-            try:
-                t0 = run_kannel(bins, sim.port, window, seconds, None, d)
-                kannel_rate, n_k = sim.rate(t0 + WARMUP_S, seconds)
-            finally:
-                sim.stop()
-            lines.append(f"Kannel bearerbox (fed by mtbatch), no limit: {kannel_rate:,.0f} "
-                         f"submit_sm/s ({n_k:,} in {seconds:g} s, max-pending-submits {window})")  # fmt: skip
-            lines.append(f"ratio mmsq / Kannel: {ours / kannel_rate:.2f}")
-        else:
-            lines.append("Kannel: not installed (bearerbox and mtbatch), no reference figure")
-        # 2. limit L
-        limit = args.limit
-        stamping = StampingSim("mmsq", "secret", d)
-        try:
-            run_gateway(stamping.port, window, seconds, limit)
-        finally:
-            times = stamping.stop()
-        achieved, worst = limit_figures(times, seconds)
-        lines.append(f"mmsq SmppGateway, limit {limit:g}/s: {achieved:,.2f}/s achieved over "
-                     f"{seconds:g} s ({achieved / limit:.2%} of L), at most {worst} in any "
-                     f"1-second window (receive times at the SMSC)")  # fmt: skip
-        if bins:
-            stamping = StampingSim("kannel", "kpw", d)
-            try:
-                run_kannel(bins, stamping.port, window, seconds, limit, d)
-            finally:
-                times = stamping.stop()
-            achieved, worst = limit_figures(times, seconds)
-            lines.append(f"Kannel bearerbox, throughput {limit:g}: {achieved:,.2f}/s achieved "
-                         f"({achieved / limit:.2%} of L), at most {worst} in any 1-second window")  # fmt: skip
-        # 3. the dispatch path
+        d = Path(tmp)
+        lines = no_limit(bins, args.window, args.seconds, d)
+        lines += with_limit(bins, args.window, args.seconds, args.limit, d)
         if args.dispatcher:
-            rate, n = run_dispatcher(args.dispatcher, window, d)
-            lines.append(f"mmsq dispatcher (SQLite outbox + gateway), no limit: {rate:,.0f} "
-                         f"segments/s ({n:,} contacts, window {window})")  # fmt: skip
+            rate, n = run_dispatcher(args.dispatcher, args.window, d)
+            lines.append(
+                f"mmsq dispatcher (SQLite outbox + gateway), no limit: {rate:,.0f} segments/s "
+                f"({n:,} contacts, window {args.window})"
+            )
     for line in lines:
         print(line)
     print("command: python bench/bench_outreach.py " + " ".join(sys.argv[1:]))
