@@ -39,3 +39,7 @@ bench-smsc: setup
 .PHONY: bench-population
 bench-population: setup
 	$(BIN)/python bench/bench_population.py
+
+.PHONY: bench-outreach
+bench-outreach: setup
+	$(BIN)/python bench/bench_outreach.py --dispatcher 30000

@@ -99,22 +99,22 @@ class SmppConfig:
 class PacedLimiter:
     """At most ``rate`` sends in any one-second window, paced evenly.
 
-    A GCRA pacer at ``rate / (1 + margin)`` smooths the flow (so that the SMSC's receive
-    times, shifted by scheduling and network jitter of up to about ``margin`` seconds, stay
-    under the limit too) and lets the sender catch up one send after a stall or an idle spell
-    (``burst`` 2: never enough to matter within a second). A log of the last
-    ``floor(rate)`` send times refuses any send that would make ``rate + 1`` within one second
-    (plus half the margin), whatever the pacer says.
+    A GCRA pacer at ``rate / (1 + margin)`` smooths the flow, so that the SMSC's receive
+    times, shifted by scheduling or network jitter of up to about ``margin`` seconds, stay under
+    the limit too; after a stall it lets the sender catch up by up to ``burst`` sends (default:
+    50 ms worth). A log of the last ``floor(rate)`` send times is the hard stop: ``rate + 1``
+    sends always span more than ``1 + margin`` seconds, whatever the pacer says.
     """
 
-    def __init__(self, rate: float, margin: float = 0.008, burst: int = 2) -> None:
+    def __init__(self, rate: float, margin: float = 0.008, burst: int | None = None) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
+        if burst is None:
+            burst = max(2, math.ceil(rate / 20))
         self.spacing = (1.0 + margin) / rate
         self.tolerance = self.spacing * max(0, burst - 1)
-        # The hard stop keeps half the margin too: rate + 1 sends always span more than 1 s
-        # by a few milliseconds, which absorbs some scheduling jitter at the receiver.
-        self.horizon = 1.0 + margin / 2
+        # The hard stop keeps the margin too: catching up never squeezes the receiver's slack.
+        self.horizon = 1.0 + margin
         self.tat: float | None = None
         self.cap = max(1, math.floor(rate))
         self.log: deque[float] = deque(maxlen=self.cap)
@@ -336,9 +336,12 @@ class _BindWorker:
                     break
                 self.retry.append(fresh)
             pending = self.retry[0]
-            if self.limiter is not None and not self.limiter.take(now):
-                wait = self.limiter.wait(now)
-                break
+            if self.limiter is not None:
+                # The time of this very send (the loop's ``now`` may be stale after a stall).
+                t = time.monotonic()
+                if not self.limiter.take(t):
+                    wait = self.limiter.wait(t)
+                    break
             self.retry.pop(0)
             pdu = self._submit_pdu(link, pending.request)
             pending.sent_at = now

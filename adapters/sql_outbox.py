@@ -610,7 +610,8 @@ class SqlOutbox:
         with self.engine.connect() as conn:
             due, later = conn.execute(
                 sa.text(
-                    "SELECT SUM(CASE WHEN c.not_before_ms <= :now THEN 1 ELSE 0 END), "
+                    "SELECT SUM(CASE WHEN c.not_before_ms <= :now AND c.expires_ms > :now "
+                    "THEN 1 ELSE 0 END), "
                     "MIN(CASE WHEN c.not_before_ms > :now THEN c.not_before_ms END) "
                     "FROM outreach_segments s JOIN outreach_contacts c ON c.id = s.contact_id "
                     "WHERE s.state = 'planned'"
@@ -618,6 +619,16 @@ class SqlOutbox:
                 {"now": now_ms},
             ).one()
         return int(due or 0), _from_ms(later)
+
+    def awaiting_outcome(self) -> int:
+        with self.engine.connect() as conn:
+            n = conn.execute(
+                sa.text(
+                    "SELECT COUNT(*) FROM outreach_contacts "
+                    "WHERE state IN ('submitting', 'accepted')"
+                )
+            ).scalar()
+        return int(n or 0)
 
     def status(self) -> OutboxStatus:
         with self.engine.connect() as conn:

@@ -99,7 +99,11 @@ class SimStats:
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         self.thread.join(5)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
@@ -148,7 +152,11 @@ class StampingSim:
 
     def stop(self) -> list[float]:
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         text = self.stamps.read_text()

@@ -199,8 +199,7 @@ class Dispatcher:
         return self.summary
 
     def _awaiting(self) -> bool:
-        status = self.store.status()
-        return status.contacts.get("accepted", 0) + status.contacts.get("submitting", 0) > 0
+        return self.store.awaiting_outcome() > 0
 
     # -- one step ------------------------------------------------------------------------
 

@@ -239,6 +239,10 @@ class OutboxStore(Protocol):
         """(planned segments due now, the next not-before time of those not yet due)."""
         ...
 
+    def awaiting_outcome(self) -> int:
+        """Contacts sent (or being sent) whose outcome is not known yet."""
+        ...
+
     def status(self) -> OutboxStatus: ...
 
 

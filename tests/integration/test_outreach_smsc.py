@@ -93,14 +93,14 @@ def run_gateway(
 
 
 def test_window_bounds_unanswered_submits(outcomes: FixedOutcomes) -> None:
-    with SmscSimulator(SmscConfig(resp_delay_s=0.5), outcomes) as smsc:
+    with SmscSimulator(SmscConfig(resp_delay_s=1.5), outcomes) as smsc:
         sink = Sink()
         gw = SmppGateway(smpp_config(smsc, window=4))
         gw.start(sink)
         try:
             gw.submit(requests(12))
             wait_until(lambda: smsc.stats().submits >= 4, "the first window")
-            time.sleep(0.2)  # answers are 0.5 s away: nothing more may be written meanwhile
+            time.sleep(0.3)  # answers are 1.5 s away: nothing more may be written meanwhile
             assert smsc.stats().submits == 4
             assert sink.results == []
             wait_until(lambda: len(sink.results) == 12, "all answers")
