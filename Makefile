@@ -53,3 +53,7 @@ bench-population: setup
 .PHONY: bench-scoring
 bench-scoring: setup
 	$(BIN)/python bench/bench_scoring.py
+
+.PHONY: bench-outreach
+bench-outreach: setup
+	$(BIN)/python bench/bench_outreach.py --dispatcher 30000

@@ -65,6 +65,9 @@ from mmsq.adapters import sql_api_schema as _sql_api_schema  # noqa: E402, F401
 from mmsq.adapters import sql_event_schema as _sql_event_schema  # noqa: E402, F401
 from mmsq.adapters import sql_mms_outbox_schema as _sql_mms_outbox_schema  # noqa: E402, F401
 
+# Feature tables share ``metadata``: importing their modules registers them.
+from mmsq.adapters import sql_outreach_schema as _outreach_schema  # noqa: E402, F401
+
 # Tables of other features, declared in their own modules on the shared metadata.
 from mmsq.adapters import sql_scoring_schema as _sql_scoring_schema  # noqa: E402, F401
 from mmsq.adapters import sql_subscriptions_schema as _subscriptions_schema  # noqa: E402, F401

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
@@ -51,20 +51,27 @@ if TYPE_CHECKING:
     from mmsq.adapters.http_server import ThreadedHttpServer
     from mmsq.adapters.mm7_client import Mm7ClientConfig
     from mmsq.adapters.scheduler import ApsScheduler
+    from mmsq.adapters.smpp_client import SmppGateway
+    from mmsq.adapters.sql_outbox import SqlOutbox
     from mmsq.api.services import ApiServices
+    from mmsq.dispatch import Dispatcher
     from mmsq.mms import MmsGateway
     from mmsq.mms_outbox import MmsOutbox
+    from mmsq.outbox import OutreachMetrics
+    from mmsq.outreach_plan import OutreachPlanner
 
 __all__ = [
     "OPTIONAL_JOBS",
     "App",
     "DaemonApp",
+    "Outreach",
     "ScoringApp",
     "SubscriptionServices",
     "SystemClock",
     "build_api_services",
     "build_app",
     "build_daemon",
+    "build_outreach",
     "build_scoring",
     "build_subscriptions",
     "mm7_client_config",
@@ -577,3 +584,101 @@ def score_job(app: App) -> Callable[[], dict[str, object]]:
         }
 
     return run
+
+
+# -- outreach ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Outreach:
+    """The outreach services, wired: planner, dispatcher (with its SMSC link) and the outbox."""
+
+    store: SqlOutbox
+    planner: OutreachPlanner
+    dispatcher: Dispatcher
+    gateway: SmppGateway
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_outreach(
+    settings: Settings,
+    *,
+    metrics: OutreachMetrics | None = None,
+    clock: Any = None,
+    new_pin: Callable[[str], str] | None = None,
+    check_schema: bool = True,
+) -> Outreach:
+    """Planner, dispatcher and SMPP link from the settings and rules; raises RulesError or
+    SchemaNotCurrentError. Connects nothing until the dispatcher starts."""
+    from mmsq.adapters.smpp_client import SmppConfig, SmppGateway
+    from mmsq.adapters.sql_outbox import SqlOutbox
+    from mmsq.contact_policy import load_contact_policy
+    from mmsq.device_profiles import load_device_profiles
+    from mmsq.dispatch import DispatchConfig, Dispatcher
+    from mmsq.ota_profiles import load_ota_profiles
+    from mmsq.outreach_plan import OutreachPlanner
+
+    rules_dir = settings.rules.dir
+    rules = load_rules(rules_dir)
+    policy = load_contact_policy(rules_dir)
+    devices = load_device_profiles(rules_dir)
+    profiles = load_ota_profiles(rules_dir)
+    if check_schema:
+        probe = SqlStore.from_url(settings.database_url)
+        try:
+            probe.check_schema()
+        finally:
+            probe.close()
+    o = settings.outreach
+    store = SqlOutbox.from_url(
+        settings.database_url,
+        max_attempts=o.max_attempts,
+        retry_delay_s=o.retry_delay_s,
+        receipt_id_base=settings.smpp.receipt_id_base,
+    )
+    clock = clock or SystemClock()
+    s = settings.smpp
+    gateway = SmppGateway(
+        SmppConfig(
+            host=s.host,
+            port=s.port,
+            system_id=s.system_id,
+            password=s.password.get_secret_value(),
+            system_type=s.system_type,
+            bind_mode=s.bind_mode,
+            window=s.window,
+            throughput_per_s=s.throughput_per_s,
+            source_addr=s.source_addr,
+            source_addr_ton=s.source_addr_ton,
+            source_addr_npi=s.source_addr_npi,
+            enquire_link_s=s.enquire_link_s,
+            response_timeout_s=s.response_timeout_s,
+            reconnect_initial_s=s.reconnect_initial_s,
+            reconnect_max_s=s.reconnect_max_s,
+            throttle_pause_s=s.throttle_pause_s,
+            msgqful_backoff_s=s.msgqful_backoff_s,
+        ),
+        metrics,
+    )
+    planner = OutreachPlanner(
+        store,
+        policy,
+        devices,
+        profiles,
+        clock,
+        expiry_hours=o.expiry_hours,
+        batch_size=o.batch_size,
+        new_pin=new_pin,
+    )
+    dispatcher = Dispatcher(
+        store,
+        gateway,
+        policy,
+        Classifier(rules.status_codes),
+        clock,
+        metrics,
+        DispatchConfig(window=s.window, receipt_grace_s=o.receipt_grace_s),
+    )
+    return Outreach(store, planner, dispatcher, gateway)

@@ -1448,6 +1448,184 @@ def serve_api(
         )
 
 
+# -- outreach --------------------------------------------------------------------------------
+
+outreach_app = typer.Typer(
+    help="Help SMS and OTA pushes: plan, dispatch, status.", no_args_is_help=True
+)
+app.add_typer(outreach_app, name="outreach")
+
+
+@contextmanager
+def _outreach_for(settings: Settings, metrics: Any = None) -> Iterator[Any]:
+    from mmsq.adapters.sql_store import SchemaNotCurrentError
+    from mmsq.bootstrap import build_outreach
+
+    try:
+        outreach = build_outreach(settings, metrics=metrics)
+    except RulesError as exc:
+        raise _fail("invalid rules: " + str(exc)) from None
+    except SchemaNotCurrentError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        yield outreach
+    finally:
+        outreach.close()
+
+
+@outreach_app.command("plan")
+def outreach_plan(
+    candidates: Annotated[
+        Path,
+        typer.Option(
+            "--candidates",
+            help="CSV: msisdn, verdict [, region, delivered, tac, brand, model, ota_capable], "
+            "in priority order",
+        ),
+    ],
+    blacklist: Annotated[
+        Path | None, typer.Option(help="file with one MSISDN per line never to contact")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plan help SMS and OTA pushes into the outbox (idempotent; every skip is recorded)."""
+    import pandas as pd
+
+    from mmsq.msisdn import MsisdnNormaliser
+
+    settings = _settings()
+    try:
+        frame = pd.read_csv(candidates, dtype=str, keep_default_na=False)
+        blocked = (
+            {ln.strip() for ln in blacklist.read_text(encoding="utf-8").splitlines() if ln.strip()}
+            if blacklist
+            else set()
+        )
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot read input: {exc}") from None
+    missing = {"msisdn", "verdict"} - set(frame.columns)
+    if missing:
+        raise _fail(f"{candidates}: missing column(s) {sorted(missing)}")
+    norm = MsisdnNormaliser(settings.ingest.default_region)
+    frame["msisdn"] = frame["msisdn"].map(norm.normalise)
+    invalid = int(frame["msisdn"].isna().sum())
+    frame = frame[frame["msisdn"].notna()].reset_index(drop=True)
+    blocked = {n for n in (norm.normalise(b) for b in blocked) if n}
+    for column in ("brand", "model", "region", "tac", "ota_capable", "delivered"):
+        if column in frame:
+            frame[column] = frame[column].replace("", None)
+    if "ota_capable" in frame:
+        frame["ota_capable"] = frame["ota_capable"].map(
+            lambda v: None if v is None else str(v).strip().lower() in ("1", "true", "yes")
+        )
+    with _outreach_for(settings) as o:
+        summary = o.planner.plan(frame, blacklist=blocked).as_dict()
+    summary["invalid_msisdns"] = invalid
+    if as_json:
+        _emit_json(summary)
+        return
+    out.print(
+        f"planned {summary['planned']} new contacts ({summary['segments']} segments), "
+        f"{summary['already_planned']} already planned, {invalid} invalid MSISDNs"
+    )
+    for key, value in sorted(summary["by_action"].items()):
+        out.print(f"  {key}: {value}")
+    if summary["skipped"]:
+        out.print("not contacted:")
+        for key, value in sorted(summary["skipped"].items()):
+            out.print(f"  {key}: {value}")
+
+
+@outreach_app.command("dispatch")
+def outreach_dispatch(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="stop when nothing is due and nothing in flight")
+    ] = False,
+    receipt_wait: Annotated[
+        float, typer.Option(help="with --until-idle: seconds to wait for receipts")
+    ] = 0.0,
+    max_seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send planned contacts to the SMSC (until Ctrl-C/SIGTERM, or --until-idle)."""
+    import signal
+
+    from mmsq.outbox import CountingMetrics
+
+    settings = _settings()
+    metrics = CountingMetrics()
+    with _outreach_for(settings, metrics) as o:
+        previous = signal.signal(signal.SIGTERM, lambda *_: o.dispatcher.request_stop())
+        try:
+            summary = o.dispatcher.dispatch_once(
+                until_idle=until_idle, max_seconds=max_seconds, receipt_wait_s=receipt_wait
+            )
+        except KeyboardInterrupt:
+            summary = o.dispatcher.summary
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    doc = {**summary.as_dict(), "metrics": metrics.as_dict()}
+    if as_json:
+        _emit_json(doc)
+        return
+    out.print(
+        f"submitted {summary.submitted} segments: {summary.accepted} accepted, "
+        f"{summary.failed} failed, {summary.retried} to retry; {summary.receipts} receipts, "
+        f"{summary.expired} contacts expired; {summary.deferred} segments deferred"
+        + (f" until {summary.next_due:%Y-%m-%d %H:%M} UTC" if summary.next_due else "")
+    )
+
+
+@outreach_app.command("status")
+def outreach_status(
+    msisdn: Annotated[
+        str | None, typer.Option(help="one subscriber: their contacts and the decisions")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Outbox counts by state, decisions by reason, receipts that matched nothing."""
+    from mmsq.msisdn import MsisdnNormaliser
+
+    settings = _settings()
+    with _outreach_for(settings) as o:
+        status = o.store.status()
+        doc: dict[str, Any] = {
+            "contacts": status.contacts,
+            "segments": status.segments,
+            "decisions": status.decisions,
+            "unmatched_receipts": status.unmatched_receipts,
+            "waiting_receipts": status.waiting_receipts,
+            "oldest_planned": status.oldest_planned,
+        }
+        if msisdn:
+            e164 = MsisdnNormaliser(settings.ingest.default_region).normalise(msisdn) or msisdn
+            doc["subscriber"] = {
+                "contacts": [
+                    {k: c[k] for k in ("action", "reason", "state", "cause", "detail")}
+                    for c in o.store.contacts_of(e164)
+                ],
+                "decisions": o.store.decisions_for(e164),
+            }
+    if as_json:
+        _emit_json(doc)
+        return
+    table = Table("what", "state", "count")
+    for kind in ("contacts", "segments", "decisions"):
+        for state, count in sorted(doc[kind].items()):
+            table.add_row(kind, state, str(count))
+    table.add_row("receipts", "unmatched", str(status.unmatched_receipts))
+    table.add_row("receipts", "waiting", str(status.waiting_receipts))
+    out.print(table)
+    if msisdn:
+        sub = doc["subscriber"]
+        for c in sub["contacts"]:
+            out.print(f"contact {c['action']} ({c['reason']}): {c['state']} {c['detail'] or ''}")
+        for d in sub["decisions"]:
+            out.print(f"decision {d['day']}: not contacted ({d['reason']}): {d['decision']}")
+        if not sub["contacts"] and not sub["decisions"]:
+            out.print("no contact planned and no decision recorded for this subscriber")
+
+
 def main() -> None:
     try:
         app()

@@ -319,6 +319,45 @@ class ApiSettings(_Section):
     )
 
 
+class SmppSettings(_Section):
+    """The SMSC link for help SMS and OTA pushes (see docs/outreach.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=2775, ge=1, le=65535)
+    system_id: str = Field(default="mmsq", min_length=1, max_length=15)
+    password: SecretStr = Field(default=SecretStr(""), description="MMSQ_SMPP__PASSWORD")
+    system_type: str = Field(default="", max_length=12)
+    bind_mode: Literal["transceiver", "transmitter_receiver"] = "transceiver"
+    window: int = Field(default=10, ge=1, le=1000, description="submit_sm outstanding")
+    throughput_per_s: float | None = Field(
+        default=None, gt=0, description="segments per second per bind; empty: no limit"
+    )
+    receipt_id_base: Literal["same", "decimal", "hex"] = Field(
+        default="same", description="base of receipt ids when it differs from submit_sm_resp"
+    )
+    source_addr: str = Field(default="10086", max_length=20)
+    source_addr_ton: int = Field(default=0, ge=0, le=6)
+    source_addr_npi: int = Field(default=0, ge=0, le=18)
+    enquire_link_s: float = Field(default=30.0, gt=0)
+    response_timeout_s: float = Field(default=30.0, gt=0)
+    reconnect_initial_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+    throttle_pause_s: float = Field(default=1.0, gt=0)
+    msgqful_backoff_s: float = Field(default=1.0, gt=0)
+
+
+class OutreachSettings(_Section):
+    """Planning and dispatch of help SMS and OTA pushes."""
+
+    expiry_hours: float = Field(default=24.0, gt=0, description="unsent contacts expire")
+    batch_size: int = Field(default=500, ge=1, description="contacts stored per transaction")
+    receipt_grace_s: float = Field(
+        default=600.0, ge=0, description="a receipt waits this long for its submit answer"
+    )
+    max_attempts: int = Field(default=3, ge=1, description="submits of a retryable error")
+    retry_delay_s: float = Field(default=60.0, ge=0)
+
+
 class Settings(BaseSettings):
     """Every setting mmsq reads; see config.example.toml for each one's meaning and unit."""
 
@@ -336,6 +375,8 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     mm7: Mm7Settings = Mm7Settings()
     api: ApiSettings = ApiSettings()
+    smpp: SmppSettings = SmppSettings()
+    outreach: OutreachSettings = OutreachSettings()
 
     @property
     def database_url(self) -> str:
