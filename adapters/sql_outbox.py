@@ -201,6 +201,19 @@ class SqlOutbox:
         frame = frame[frame["msisdn"].isin(wanted)]
         return {str(m): str(t) for m, t in zip(frame["msisdn"], frame["tac"], strict=True)}
 
+    def sent_since(self, since: datetime) -> list[tuple[str, str]]:
+        """(msisdn, action) of contacts the SMSC took (accepted or delivered) since ``since``:
+        what the recovery state machine records as remedies."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT msisdn, action FROM outreach_contacts "
+                    "WHERE updated_ms >= :since AND state IN ('accepted', 'delivered')"
+                ),
+                {"since": epoch_ms(since)},
+            ).all()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
     def decisions_for(self, msisdn: str) -> list[dict[str, Any]]:
         """Every decision recorded about one subscriber, newest first (for "why not?")."""
         with self.engine.connect() as conn:

@@ -203,7 +203,7 @@ def _optional_jobs(
     The SMPP adapter, outbox and dispatcher update the `metrics` passed here (queue depth,
     messages and segments sent, throttling events, receipt lag, unmatched receipts).
     """
-    del health, hooks, metrics
+    del metrics
     jobs: dict[str, tuple[JobFunc, str]] = {}
     report = weekly_report_job(app)
 
@@ -229,7 +229,52 @@ def _optional_jobs(
         score_job(app),
         "score subscribers over the daily aggregates and move the recovery state machine",
     )
+    jobs.update(_outreach_jobs(app, health, hooks))
     return jobs
+
+
+def _outreach_jobs(
+    app: App, health: HealthRegistry, hooks: ShutdownHooks
+) -> dict[str, tuple[JobFunc, str]]:
+    """``plan`` (flagged subscribers -> planned contacts) and ``dispatch`` (the outbox to the
+    SMSC, then flagged -> remedied for what the SMSC took). The SMPP bind is opened by the
+    first dispatch and closed at shutdown."""
+    from mmsq.remedies import plan_remedies, record_remedies
+
+    scoring = build_scoring(app)
+    outreach = build_outreach(app.settings, clock=app.clock, check_schema=False)
+    last_round: list[datetime] = [app.clock.now()]
+    dispatch_cfg = app.settings.daemon.jobs.dispatch
+
+    def bind_health() -> str:
+        # The bind opens with the first dispatch that has work; until then there is none to
+        # judge. Once opened, a bind that is down makes the daemon not ready.
+        state = str(outreach.gateway.state)
+        if state == "stopped":
+            return "not bound (no dispatch has run)"
+        if not outreach.gateway.healthy():
+            raise RuntimeError(f"SMPP bind {state}")
+        return state
+
+    health.add("smpp_bind", bind_health)
+    hooks.add("outreach", outreach.close)
+
+    def plan() -> dict[str, object]:
+        summary = plan_remedies(scoring.store, outreach.planner, scoring.recovery.today())
+        return dict(summary.as_dict())
+
+    def dispatch() -> dict[str, object]:
+        started = app.clock.now()
+        budget = (dispatch_cfg.interval_s or 30.0) * 0.8
+        done = outreach.dispatcher.dispatch_once(until_idle=True, max_seconds=budget)
+        moved = record_remedies(scoring.recovery, outreach.store.sent_since, last_round[0])
+        last_round[0] = started
+        return {"submitted": done.submitted, "accepted": done.accepted, "remedied": moved}
+
+    return {
+        "plan": (plan, "plan help SMS and OTA pushes for flagged subscribers (contact policy)"),
+        "dispatch": (dispatch, "send due contacts to the SMSC; record remedies sent"),
+    }
 
 
 def _daemon_jobs(
