@@ -184,6 +184,9 @@ class _BindWorker:
             if self.cfg.throughput_per_s
             else None
         )
+        self._new_wakers()
+
+    def _new_wakers(self) -> None:
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
@@ -196,6 +199,8 @@ class _BindWorker:
             self.gw.metrics.bind_state(self.name, state)
 
     def start(self) -> None:
+        if self.wake_r.fileno() == -1:  # stopped before: a gateway can be started again
+            self._new_wakers()
         self.thread = threading.Thread(target=self._run, name=f"smpp-{self.role}", daemon=True)
         self.thread.start()
 

@@ -214,6 +214,15 @@ class SqlOutbox:
             ).all()
         return [(str(r[0]), str(r[1])) for r in rows]
 
+    def decided(self, decision: str) -> set[str]:
+        """Subscribers with at least one recorded decision ``decision`` (e.g. ``holdout``)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT DISTINCT msisdn FROM outreach_decisions WHERE decision = :d"),
+                {"d": decision},
+            ).all()
+        return {str(r[0]) for r in rows}
+
     def decisions_for(self, msisdn: str) -> list[dict[str, Any]]:
         """Every decision recorded about one subscriber, newest first (for "why not?")."""
         with self.engine.connect() as conn:

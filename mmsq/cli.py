@@ -323,6 +323,7 @@ def demo(
         timezone=settings.ingest.timezone,
         default_region=settings.ingest.default_region,
         rules_dir=settings.rules.dir,
+        settings=settings,
     )
     table = Table(title=f"mmsq demo: {subscribers:,} subscribers, {days} days (seed {seed})")
     numeric = {"sent", "delivered", "success", "flag/susp"}
@@ -376,6 +377,9 @@ def demo(
             + f"; under suspension (not sent to): {last.actions['under_suspension']:,}"
         )
     out.print(f"complaints in the simulated population: {result.complaints}")
+    for group, (size, healthy) in result.uplift.items():
+        rate = f"{healthy / size:.1%}" if size else "n/a"
+        out.print(f"flagged and {group}: {size:,} subscribers, {rate} healthy at the end")
     out.print(f"simulators were at {result.endpoints['mmsc']} and {result.endpoints['smsc']}")
 
 

@@ -17,22 +17,27 @@ import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import SecretStr
+
 from mmsq.adapters.cdr_csv import CdrFileReader
 from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_store import SqlStore
+from mmsq.bootstrap import Outreach, build_outreach
 from mmsq.classify import Classifier
 from mmsq.devices import load_devices
 from mmsq.ingest import IngestService
 from mmsq.msisdn import MsisdnNormaliser
 from mmsq.recovery import RecoveryService
+from mmsq.remedies import plan_remedies, record_remedies
 from mmsq.rules_loader import load_rules
 from mmsq.scoring_rules import load_scoring_rules
 from mmsq.scoring_run import ScoringResult, ScoringService
+from mmsq.settings import DatabaseSettings, Settings
 from mmsq.simulators.mmsc import MmscConfig, MmscSimulator
 from mmsq.simulators.mmsc_http import MmscServer
 from mmsq.simulators.population import HandsetPopulation
@@ -55,6 +60,9 @@ class DemoConfig:
     timezone: str = "Asia/Shanghai"
     default_region: str = "CN"
     rules_dir: Path | None = None
+    #: The operator's settings (rules, SMPP window and throughput, outreach); the demo points
+    #: the database and the SMPP link at its own store and SMSC simulator.
+    settings: Settings | None = None
 
 
 @dataclass
@@ -87,6 +95,11 @@ class DemoResult:
     endpoints: dict[str, str]
     capabilities: list[str]
     complaints: int
+    #: Remedied vs holdout among flagged subscribers: group -> (size, healthy at the end).
+    uplift: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def uplift_rates(self) -> dict[str, float | None]:
+        return {g: (ok / n if n else None) for g, (n, ok) in self.uplift.items()}
 
     def phase_rate(self, phase: str) -> float | None:
         rows = [d for d in self.days if d.phase == phase]
@@ -118,6 +131,10 @@ class DemoResult:
             "endpoints": self.endpoints,
             "capabilities": self.capabilities,
             "complaints": self.complaints,
+            "uplift": {
+                g: {"subscribers": n, "healthy_at_end": ok, "rate": round(ok / n, 4) if n else None}
+                for g, (n, ok) in self.uplift.items()
+            },
         }
 
 
@@ -182,7 +199,61 @@ def _act(scoring: ScoringService, recovery: RecoveryService, figures: DayFigures
     return suspended
 
 
-def run_demo(
+def recovery_source(scoring: ScoringService) -> SqlRecoveryStore:
+    source = scoring.recovery
+    assert isinstance(source, SqlRecoveryStore)
+    return source
+
+
+def _outreach(
+    config: DemoConfig, smsc: SmscSimulator, clock: _Clock, population: HandsetPopulation
+) -> Outreach:
+    """mmsq's planner and dispatcher on the demo's store, bound to the SMSC simulator."""
+    base = config.settings or Settings()
+    settings = base.model_copy(
+        update={
+            "database": DatabaseSettings(url=f"sqlite:///{config.workdir / 'mmsq-demo.db'}"),
+            "rules": base.rules.model_copy(update={"dir": config.rules_dir}),
+            "smpp": base.smpp.model_copy(
+                update={
+                    "host": smsc.host,
+                    "port": smsc.port,
+                    "system_id": smsc.config.system_id,
+                    "password": SecretStr(smsc.config.password),
+                }
+            ),
+        }
+    )
+    # The simulated subscriber types the PIN the help SMS gives them; the population models
+    # that as the PIN it already holds for them.
+    return build_outreach(
+        settings,
+        clock=clock,
+        new_pin=lambda m: population.user_pin(m) or "0000",
+        check_schema=False,
+    )
+
+
+def _dispatch(outreach: Outreach, recovery: RecoveryService, since: datetime) -> dict[str, int]:
+    """Send what is due, wait for the receipts, record the remedies the SMSC took."""
+    done = outreach.dispatcher.dispatch_once(until_idle=True, receipt_wait_s=1.0, max_seconds=60)
+    remedied = record_remedies(recovery, outreach.store.sent_since, since)
+    return {"sms_segments": done.accepted, "remedied": remedied}
+
+
+def _uplift(outreach: Outreach, population: HandsetPopulation) -> dict[str, tuple[int, int]]:
+    """Flagged subscribers who got a remedy vs the holdout: how many are healthy at the end."""
+    treated = {m for m, _ in outreach.store.sent_since(datetime(1970, 1, 1, tzinfo=UTC))}
+    holdout = outreach.store.decided("holdout") - treated
+    truth = population.ground_truth_day(population.day)
+    healthy = set(truth.loc[truth["expected_verdict"] == "healthy", "msisdn"].astype(str))
+    return {
+        "remedied": (len(treated), len(treated & healthy)),
+        "holdout": (len(holdout), len(holdout & healthy)),
+    }
+
+
+def run_demo(  # noqa: PLR0915 - the simulated day, step by step, reads best in one place
     config: DemoConfig,
     on_day: Callable[[DayFigures], None] | None = None,
 ) -> DemoResult:
@@ -211,12 +282,14 @@ def run_demo(
         timezone=config.timezone,
     )
     scoring, recovery = _scoring(store, config, clock)
+    acting = config.observe_days < config.days
     capabilities: list[str] = ["ingest"]
-    if config.observe_days < config.days:
-        capabilities += ["score", "suspend"]
+    if acting:
+        capabilities += ["score", "suspend", "help SMS", "OTA settings"]
     days: list[DayFigures] = []
     msisdns = population.msisdns().tolist()
     suspended: set[str] = set()
+    outreach: Outreach | None = None
     try:
         with MmscServer(mmsc) as mmsc_server:
             smsc.start()
@@ -224,6 +297,9 @@ def run_demo(
                 "mmsc": mmsc_server.url,
                 "smsc": f"smpp://{smsc.host}:{smsc.port}",
             }
+            if acting:
+                outreach = _outreach(config, smsc, clock, population)
+            since = clock.now()
             for n in range(config.days):
                 day = start + timedelta(days=n)
                 population.advance_to(day)
@@ -231,9 +307,16 @@ def run_demo(
                 phase = "observe" if n < config.observe_days else "act"
                 # The content platform honours mmsq's suspension list.
                 send_to = [m for m in msisdns if m not in suspended] if suspended else msisdns
+                sent_contacts: dict[str, int] = {}
                 for name, at in EDITIONS:
                     clock.current = datetime.combine(day, at, tzinfo=tz)
                     mmsc.run_bulk_edition(f"ah-daily-{day:%Y%m%d}-{name}", send_to, clock.current)
+                    if name == "am" and outreach is not None:
+                        # Mid-morning, outside quiet hours and the editions' blackouts: the
+                        # contacts planned last night go out through the SMSC simulator.
+                        clock.current = datetime.combine(day, time(10, 0), tzinfo=tz)
+                        sent_contacts = _dispatch(outreach, recovery, since)
+                        since = clock.current
                 # The nightly export, a few hours after midnight: the evening edition's
                 # stragglers are final by then or still pending.
                 clock.current = datetime.combine(day + timedelta(days=1), time(3, 0), tzinfo=tz)
@@ -255,10 +338,17 @@ def run_demo(
                 )
                 if phase == "act":
                     suspended = _act(scoring, recovery, figures)
+                    if outreach is not None:
+                        planned = plan_remedies(recovery_source(scoring), outreach.planner, day)
+                        figures.actions["planned"] = planned.planned
+                    figures.actions.update(sent_contacts)
                 days.append(figures)
                 if on_day is not None:
                     on_day(figures)
+            uplift = _uplift(outreach, population) if outreach is not None else {}
     finally:
+        if outreach is not None:
+            outreach.close()
         smsc.stop()
         store.close()
     complaints = Counter(c.reason for c in population.complaints())
@@ -268,4 +358,5 @@ def run_demo(
         endpoints=endpoints,
         capabilities=capabilities,
         complaints=sum(complaints.values()),
+        uplift=uplift,
     )
