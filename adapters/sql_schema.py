@@ -64,3 +64,4 @@ from mmsq.adapters import sql_event_schema as _sql_event_schema  # noqa: E402, F
 # Tables of other features, declared in their own modules on the shared metadata.
 from mmsq.adapters import sql_scoring_schema as _sql_scoring_schema  # noqa: E402, F401
 from mmsq.adapters import sql_subscriptions_schema as _subscriptions_schema  # noqa: E402, F401
+from mmsq.adapters import sql_recent_schema as _sql_recent_schema  # noqa: E402, F401

@@ -8,7 +8,7 @@ short string each.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from mmsq.adapters.sql_store import SqlStore, _rows
+from mmsq.adapters.sql_store import SqlStore
 from mmsq.adapters.sql_subscriptions_schema import (
     reconcile_runs,
     subscription_events,
@@ -51,6 +51,18 @@ from mmsq.subscriptions import (
 )
 
 __all__ = ["SqlSubscriptionStore"]
+
+
+def _column(series: pd.Series) -> list[Any]:
+    if series.hasnans if hasattr(series, "hasnans") else series.isna().any():
+        return series.astype(object).where(series.notna(), None).tolist()
+    return series.tolist()
+
+
+def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> Iterable[tuple[Any, ...]]:
+    """Frame columns as DB-API parameter tuples (missing values as None)."""
+    return zip(*(_column(frame[c]) for c in columns), strict=True)
+
 
 #: Field separator of the text the database renders for a reconciliation (ASCII unit separator;
 #: never in an MSISDN, and refused in product names at import).

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from mmsq.adapters.cdr_csv import CdrFileReader
-from mmsq.adapters.sql_schema import delivery_events
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.classify import Classifier
 from mmsq.ingest import IngestService
@@ -90,7 +89,7 @@ def test_cdr_export_round_trips_through_ingest_with_counts_by_cause(
     assert dict(summary.by_cause) == expected
     assert (summary.records, summary.stored, summary.quarantined) == (80, 80, 0)
     assert summary.unknown_codes == {}
-    assert store.count(delivery_events) == 80
+    assert store.event_count() == 80
     daily = {r["msisdn"]: r for r in store.daily_rows()}
     healthy = daily["+8613900130000"]
     assert (healthy["attempts"], healthy["delivered"], str(healthy["day"])) == (2, 2, "2026-11-22")
