@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from mmsq.adapters.http_server import ThreadedHttpServer
     from mmsq.adapters.scheduler import ApsScheduler
+    from mmsq.adapters.sql_report import SqlReportSource
 
 __all__ = [
     "OPTIONAL_JOBS",
@@ -56,6 +57,7 @@ __all__ = [
     "build_daemon",
     "build_scoring",
     "build_subscriptions",
+    "report_source",
     "weekly_report_job",
 ]
 
@@ -103,10 +105,22 @@ def build_app(settings: Settings, *, check_schema: bool = True) -> App:
     return App(settings, rules, store, classifier, ingest, clock)
 
 
+def report_source(app: App) -> SqlReportSource:
+    """The weekly report's figures on the app's store, with the recovery funnel.
+
+    Raises RulesError when scoring.toml is invalid."""
+    from mmsq.adapters.sql_report import SqlReportSource
+
+    rules = load_scoring_rules(app.settings.rules.dir)
+    store = SqlRecoveryStore(app.store.engine)
+    tz = app.settings.ingest.timezone
+    recovery = RecoveryService(store, store, rules.recovery, app.clock, tz)
+    return SqlReportSource(app.store, recovery=recovery, timezone=tz)
+
+
 def weekly_report_job(app: App) -> Callable[[], ReportRun]:
     """The weekly report as a job for the daemon's scheduler (``report.schedule``)."""
     from mmsq.adapters.smtp_mailer import SmtpConfig, SmtpMailer
-    from mmsq.adapters.sql_report import SqlReportSource
     from mmsq.report import ReportConfig, send_weekly_report
     from mmsq.report_devices import load_device_table
 
@@ -114,7 +128,7 @@ def weekly_report_job(app: App) -> Callable[[], ReportRun]:
 
     def run() -> ReportRun:
         return send_weekly_report(
-            SqlReportSource(app.store.engine),
+            report_source(app),
             SmtpMailer(SmtpConfig.from_settings(settings.report)),
             ReportConfig.from_settings(settings),
             devices=load_device_table(settings.report.devices_file, settings.rules.dir),
