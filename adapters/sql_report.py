@@ -110,17 +110,18 @@ def _cause_indices(cause: pa.Array) -> npt.NDArray[np.int64]:
         [_CAUSE_INDEX.get(str(v), _UNKNOWN_CAUSE) for v in cause.dictionary.to_pylist()],
         dtype=np.int64,
     )
-    return lookup[cause.indices.to_numpy(zero_copy_only=False)]
+    out: npt.NDArray[np.int64] = lookup[cause.indices.to_numpy(zero_copy_only=False)]
+    return out
 
 
 def _scan_week(store: SqlStore, start: date, end: date) -> _WeekScan:
     partial: list[pd.DataFrame] = []
     pairs: list[npt.NDArray[np.int64]] = []
     seen = 0
-    for table in store.scan_events(start, end - timedelta(days=1), _SCAN_COLUMNS):
-        if not table.num_rows:
+    for segment in store.scan_events(start, end - timedelta(days=1), _SCAN_COLUMNS):
+        if not segment.num_rows:
             continue
-        table = table.combine_chunks()
+        table = segment.combine_chunks()
         cause = table["cause"].chunk(0) if table["cause"].num_chunks else table["cause"]
         final = table["final"]
         is_delivered = pc.equal(pc.cast(cause, pa.string()), CauseClass.DELIVERED.value)

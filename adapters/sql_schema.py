@@ -60,8 +60,8 @@ ingest_batches = Table(
 # Schema additions owned by other features (they attach to `metadata` on import).
 import mmsq.adapters.sql_daemon_schema  # noqa: E402, F401  (registers the daemon tables on metadata)
 from mmsq.adapters import sql_event_schema as _sql_event_schema  # noqa: E402, F401
+from mmsq.adapters import sql_recent_schema as _sql_recent_schema  # noqa: E402, F401
 
 # Tables of other features, declared in their own modules on the shared metadata.
 from mmsq.adapters import sql_scoring_schema as _sql_scoring_schema  # noqa: E402, F401
 from mmsq.adapters import sql_subscriptions_schema as _subscriptions_schema  # noqa: E402, F401
-from mmsq.adapters import sql_recent_schema as _sql_recent_schema  # noqa: E402, F401

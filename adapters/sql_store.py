@@ -216,6 +216,7 @@ class SqlStore:
         if not digits.isdigit() or limit <= 0:
             return []
         m = int(digits)
+        rows: list[dict[str, Any]]
         with self.engine.connect() as conn:
             if limit <= RECENT_KEEP:
                 rows = read_recent(conn, m, limit)

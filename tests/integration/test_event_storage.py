@@ -13,8 +13,8 @@ from alembic import command
 
 from mmsq.adapters.cdr_csv import CdrFileReader
 from mmsq.adapters.sql_store import SqlStore
-from mmsq.classify import Classifier
 from mmsq.aggregates import LATENCY_EDGES_S
+from mmsq.classify import Classifier
 from mmsq.domain import DeliveryReport
 from mmsq.ingest import AGGREGATE_COUNTS, IngestService
 from mmsq.msisdn import MsisdnNormaliser

@@ -115,9 +115,14 @@ def test_a_failed_ingest_adds_nothing_to_the_index(store: SqlStore, service: Ing
     ingest_day(service, 0, 2)
     before = store.recent_events(A, 10)
     chunk = RawChunk("mm7", reports_to_frame(reports_of_day(1, 2)), required=("msisdn",))
-    with pytest.raises(RuntimeError, match="crash"), store.ingest_session() as writer:
-        service.ingest_chunk(chunk, IngestSummary("x"), writer)
-        raise RuntimeError("crash before commit")
+
+    def crash() -> None:
+        with store.ingest_session() as writer:
+            service.ingest_chunk(chunk, IngestSummary("x"), writer)
+            raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        crash()
     assert store.recent_events(A, 10) == before
 
 
