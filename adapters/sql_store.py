@@ -32,7 +32,7 @@ from mmsq.adapters.event_blocks import (
     encode,
     msisdn_text,
 )
-from mmsq.adapters.recent_blocks import RECENT_KEEP, RecentIndexWriter, read_recent
+from mmsq.adapters.recent_blocks import RecentIndexWriter, read_recent
 from mmsq.adapters.sql_event_schema import (
     daily_aggregate_blocks,
     device_blocks,
@@ -209,18 +209,17 @@ class SqlStore:
     def recent_events(self, msisdn: str, limit: int = 20) -> list[dict[str, Any]]:
         """A subscriber's newest events (E.164 MSISDN), newest first.
 
-        Up to ``RECENT_KEEP`` events come from the recent-events index (a few small blocks of
-        one partition); a larger ``limit`` reads the event segments.
+        Read from the recent-events index (the last ``RECENT_DAYS`` days, a few small blocks
+        of one partition); when it cannot answer (fewer events in those days than ``limit``),
+        from the event segments.
         """
         digits = msisdn.strip().lstrip("+")
         if not digits.isdigit() or limit <= 0:
             return []
         m = int(digits)
-        rows: list[dict[str, Any]]
         with self.engine.connect() as conn:
-            if limit <= RECENT_KEEP:
-                rows = read_recent(conn, m, limit)
-            else:
+            rows: list[dict[str, Any]] | None = read_recent(conn, m, limit)
+            if rows is None:
                 rows = self._recent_from_segments(conn, m, limit)
         for r in rows:
             r["msisdn"] = "+" + digits

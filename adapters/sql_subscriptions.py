@@ -94,6 +94,37 @@ class SqlSubscriptionStore(SqlStore):  # type: ignore[misc]
     def _insert(self) -> Any:
         return postgresql.insert if self.dialect == "postgresql" else sqlite.insert
 
+    def _load(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+    ) -> None:
+        """Bulk rows into ``table``: COPY on PostgreSQL, executemany on SQLite."""
+        raw: Any = conn.connection.driver_connection
+        cols = ", ".join(columns)
+        if self.dialect == "postgresql":
+            with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(columns))
+        cur = raw.cursor()
+        try:
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        finally:
+            cur.close()
+
+    def _temp_table(self, conn: Connection, name: str, like: str, columns: Sequence[str]) -> None:
+        """An empty temporary table ``name`` with ``columns`` of ``like``."""
+        cols = ", ".join(columns)
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(
+                f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} WITH NO DATA"
+            )
+        else:
+            conn.exec_driver_sql(
+                f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT {cols} FROM {like} WHERE 0"
+            )
+        conn.exec_driver_sql(f"DELETE FROM {name}")
+
     # -- snapshots -----------------------------------------------------------------------
 
     def upsert_snapshot(

@@ -9,7 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from mmsq.adapters.recent_blocks import RECENT_KEEP, RECENT_MAX_GENERATIONS, RECENT_PARTS
+from mmsq.adapters.recent_blocks import (
+    RECENT_DAYS,
+    RECENT_MAX_GENERATIONS,
+    RECENT_PARTS,
+    read_recent,
+)
 from mmsq.adapters.sql_recent_schema import recent_event_blocks
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.classify import Classifier
@@ -84,36 +89,68 @@ def generations(store: SqlStore, msisdn: str) -> int:
         )
 
 
+def everything(store: SqlStore, msisdn: str) -> list[dict[str, object]]:
+    """All of a subscriber's events: more than the index holds, so read from the segments."""
+    return store.recent_events(msisdn, 100_000)
+
+
 def test_the_index_answers_like_the_segments(store: SqlStore, service: IngestService) -> None:
     for day in range(3):
         ingest_day(service, day, 4)
-    everything = store.recent_events(A, RECENT_KEEP + 1)  # beyond the index: the segments
-    assert len(everything) == 12
-    assert {e["msisdn"] for e in everything} == {A}
-    stamps = [(e["submitted_ts"], e["done_ts"]) for e in everything]
+    all_a = everything(store, A)
+    assert len(all_a) == 12
+    assert {e["msisdn"] for e in all_a} == {A}
+    stamps = [(e["submitted_ts"], e["done_ts"]) for e in all_a]
     assert stamps == sorted(stamps, reverse=True)
-    for limit in (1, 5, 12, 20):
-        assert store.recent_events(A, limit) == everything[:limit]
-    assert store.recent_events(B, 3) == store.recent_events(B, RECENT_KEEP + 1)[:3]
+    for limit in (1, 5, 12):
+        assert store.recent_events(A, limit) == all_a[:limit]
+    assert store.recent_events(A, 13) == all_a  # more than there are: the segments
+    with store.engine.connect() as conn:
+        indexed = read_recent(conn, int(A[1:]), 12)
+    assert indexed is not None  # answered by the index
+    assert [e["message_id"] for e in indexed] == [e["message_id"] for e in all_a]
+    assert store.recent_events(B, 3) == everything(store, B)[:3]
     assert store.recent_events("+8613700000000", 5) == []
 
 
-def test_generations_are_merged_and_keep_the_newest_events(
+def test_old_generations_expire_and_older_events_come_from_the_segments(
     store: SqlStore, service: IngestService
 ) -> None:
-    days = RECENT_MAX_GENERATIONS + 4
+    days = RECENT_DAYS + 6
     for day in range(days):
-        ingest_day(service, day, 6)
-        assert generations(store, A) <= RECENT_MAX_GENERATIONS
-    everything = store.recent_events(A, RECENT_KEEP + 100)
-    assert len(everything) == days * 6 > RECENT_KEEP
-    assert store.recent_events(A, RECENT_KEEP) == everything[:RECENT_KEEP]
-    assert store.recent_events(NEIGHBOUR, 3) == store.recent_events(NEIGHBOUR, RECENT_KEEP + 1)[:3]
+        ingest_day(service, day, 2)
+    assert generations(store, A) <= RECENT_DAYS + 2
+    all_a = everything(store, A)
+    assert len(all_a) == days * 2
+    for limit in (1, 10, 2 * RECENT_DAYS - 2, 2 * RECENT_DAYS + 4, days * 2):
+        assert store.recent_events(A, limit) == all_a[:limit]
+    assert store.recent_events(NEIGHBOUR, 3) == everything(store, NEIGHBOUR)[:3]
+
+
+def test_many_small_sessions_are_merged(store: SqlStore, service: IngestService) -> None:
+    for i in range(RECENT_MAX_GENERATIONS + 2):
+        service.ingest_reports(
+            "mm7",
+            reports_of_day(0, 1)[:1]
+            if i == 0
+            else [
+                DeliveryReport(
+                    msisdn=A,
+                    message_id=f"live-{i}",
+                    status_source="mm7",
+                    status_code="Retrieved",
+                    submitted_at=START + timedelta(hours=1, minutes=i),
+                    done_at=START + timedelta(hours=1, minutes=i, seconds=9),
+                )
+            ],
+        )
+    assert generations(store, A) <= RECENT_MAX_GENERATIONS
+    assert store.recent_events(A, 10) == everything(store, A)[:10]
 
 
 def test_a_failed_ingest_adds_nothing_to_the_index(store: SqlStore, service: IngestService) -> None:
     ingest_day(service, 0, 2)
-    before = store.recent_events(A, 10)
+    before = store.recent_events(A, 2)
     chunk = RawChunk("mm7", reports_to_frame(reports_of_day(1, 2)), required=("msisdn",))
 
     def crash() -> None:
@@ -123,7 +160,8 @@ def test_a_failed_ingest_adds_nothing_to_the_index(store: SqlStore, service: Ing
 
     with pytest.raises(RuntimeError, match="crash"):
         crash()
-    assert store.recent_events(A, 10) == before
+    assert store.recent_events(A, 2) == before
+    assert len(everything(store, A)) == 2
 
 
 def test_purged_events_leave_the_index(store: SqlStore, service: IngestService) -> None:
@@ -131,7 +169,7 @@ def test_purged_events_leave_the_index(store: SqlStore, service: IngestService) 
         ingest_day(service, day, 2)
     cutoff = START + timedelta(days=2)
     store.purge_events(cutoff)
-    kept = store.recent_events(A, 20)
+    kept = store.recent_events(A, 4)
     assert len(kept) == 4
     assert min(e["submitted_ts"] for e in kept) >= int(cutoff.timestamp())
-    assert kept == store.recent_events(A, RECENT_KEEP + 1)
+    assert kept == everything(store, A)

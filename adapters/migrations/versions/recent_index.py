@@ -1,8 +1,8 @@
 """Recent-events index and a finer latency histogram.
 
-- ``recent_event_blocks``: each subscriber's newest events by MSISDN partition, for the
-  diagnosis look-up (``mmsq.adapters.recent_blocks``). Built here from the event segments
-  held, one generation per stored day (minutes for a province's month of events).
+- ``recent_event_blocks``: the last days of events by MSISDN partition, for the diagnosis
+  look-up (``mmsq.adapters.recent_blocks``). Built here from the event segments of the last
+  stored days, one generation per day (minutes for a province's fortnight of events).
 - ``edition_daily``: the latency histogram goes from 14 to 87 bins (``lat_0`` ... ``lat_86``
   over ``mmsq.aggregates.LATENCY_EDGES_S``). Every old edge is a new edge, so each old bin is
   a run of new bins; its count is spread over them in proportion to their width (what a
@@ -88,12 +88,16 @@ def upgrade() -> None:
             "ts_min", sa.BigInteger, nullable=False, comment="oldest submission, UTC epoch seconds"
         ),
         sa.Column(
+            "ts_max", sa.BigInteger, nullable=False, comment="newest submission, UTC epoch seconds"
+        ),
+        sa.Column(
             "raw_size", sa.Integer, nullable=False, comment="size of the IPC stream uncompressed"
         ),
         sa.Column(
             "data", sa.LargeBinary, nullable=False, comment="Arrow IPC stream, lz4 as a whole"
         ),
     )
+    op.create_index("ix_recent_event_blocks_ts_max", "recent_event_blocks", ["ts_max"])
     for b in range(_OLD_BINS, _NEW_BINS):
         op.add_column(
             "edition_daily",
@@ -123,12 +127,14 @@ def _rebin(conn: sa.Connection) -> None:
 
 def _build_recent(conn: sa.Connection) -> None:
     from mmsq.adapters.event_blocks import decode
-    from mmsq.adapters.recent_blocks import RecentIndexWriter
+    from mmsq.adapters.recent_blocks import RECENT_DAYS, RecentIndexWriter
 
     segments = sa.table("event_segments", sa.column("id"), sa.column("day"), sa.column("data"))
     writer = RecentIndexWriter(conn)
-    days = conn.execute(sa.select(segments.c.day).distinct().order_by(segments.c.day)).all()
-    for (day,) in days:
+    days = [
+        d for (d,) in conn.execute(sa.select(segments.c.day).distinct().order_by(segments.c.day))
+    ]
+    for day in days[-(RECENT_DAYS + 2) :]:  # older days would be past the horizon
         ids = conn.execute(
             sa.select(segments.c.id).where(segments.c.day == day).order_by(segments.c.id)
         ).all()
@@ -155,4 +161,5 @@ def downgrade() -> None:
     with op.batch_alter_table("edition_daily") as batch:
         for b in range(_OLD_BINS, _NEW_BINS):
             batch.drop_column(f"lat_{b}")
+    op.drop_index("ix_recent_event_blocks_ts_max", "recent_event_blocks")
     op.drop_table("recent_event_blocks")
