@@ -15,7 +15,8 @@ milliseconds. This index keeps a second copy of the newest events, cut the other
   holds every event of the last ``RECENT_DAYS`` days (the *horizon*), and a little more.
 - A partition that collects more than ``RECENT_MAX_GENERATIONS`` generations (many small
   ingest sessions, such as live delivery reports) has them merged into one.
-- A look-up reads one partition's generations in one statement. When they hold fewer than
+- Within a block, events are sorted by MSISDN: a look-up reads one partition's generations in
+  one statement and slices the subscriber's rows out of each. When they hold fewer than
   ``limit`` events of the subscriber, older events may exist only in the segments: the store
   then reads the segments instead (a subscriber with no recent traffic).
 
@@ -62,6 +63,7 @@ RECENT_FLUSH_ROWS = 4_000_000
 RECENT_SCHEMA = EVENT_SCHEMA
 _LZ4 = pa.Codec("lz4")
 _DAY_S = 86400
+_MSISDN_BITS = 50
 
 
 def encode_recent(table: pa.Table) -> tuple[bytes, int]:
@@ -147,10 +149,11 @@ def read_recent(conn: Connection, msisdn: int, limit: int) -> list[dict[str, Any
         sa.select(t.c.raw_size, t.c.data).where(t.c.part == msisdn % RECENT_PARTS)
     ):
         table = decode_recent(data, raw_size)
-        hit = table.filter(pc.equal(table["msisdn"], msisdn))
-        if hit.num_rows:
-            found.append(hit)
-            count += hit.num_rows
+        m = table["msisdn"].to_numpy()  # sorted within a block
+        a, b = np.searchsorted(m, msisdn, "left"), np.searchsorted(m, msisdn, "right")
+        if b > a:
+            found.append(table.slice(int(a), int(b - a)))
+            count += int(b - a)
     if count < limit:
         return None
     table = pa.concat_tables(found)
@@ -191,7 +194,8 @@ class RecentIndexWriter:
             return  # a back-fill older than the horizon: the segments have it
         m = table["msisdn"].to_numpy()
         part = m % RECENT_PARTS
-        order = np.argsort(part, kind="stable")
+        # By partition, then MSISDN (below 2**50): a look-up slices its rows out of a block.
+        order = np.argsort((part << _MSISDN_BITS) | m, kind="stable")
         table = _as_recent(table.take(pa.array(order)))
         part = part[order]
         starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
@@ -236,6 +240,7 @@ class RecentIndexWriter:
             if len(gens) < 2:
                 continue
             merged = pa.concat_tables([decode_recent(d, n) for _, n, d in gens])
+            merged = merged.take(pc.sort_indices(merged["msisdn"]))
             self._conn.execute(t.delete().where(t.c.part == p))
             _insert(self._conn, [_block_row(p, max(g for g, _, _ in gens), merged)])
 
