@@ -210,32 +210,37 @@ class SqlStore:
         """A subscriber's newest events (E.164 MSISDN), newest first.
 
         Read from the recent-events index (the last ``RECENT_DAYS`` days, a few small blocks
-        of one partition); when it cannot answer (fewer events in those days than ``limit``),
-        from the event segments.
+        of one partition); when those days hold fewer than ``limit``, the rest comes from the
+        event segments older than them.
         """
         digits = msisdn.strip().lstrip("+")
         if not digits.isdigit() or limit <= 0:
             return []
         m = int(digits)
         with self.engine.connect() as conn:
-            rows: list[dict[str, Any]] | None = read_recent(conn, m, limit)
-            if rows is None:
-                rows = self._recent_from_segments(conn, m, limit)
+            rows: list[dict[str, Any]]
+            rows, cutoff = read_recent(conn, m, limit)
+            if len(rows) < limit:
+                rows += self._recent_from_segments(conn, m, limit - len(rows), before=cutoff)
         for r in rows:
             r["msisdn"] = "+" + digits
         return rows
 
-    def _recent_from_segments(self, conn: Connection, m: int, limit: int) -> list[dict[str, Any]]:
+    def _recent_from_segments(
+        self, conn: Connection, m: int, limit: int, before: int | None = None
+    ) -> list[dict[str, Any]]:
         """The segments whose MSISDN range holds the number, newest day first, until
-        ``limit`` events are found (tens of milliseconds on a province's month)."""
+        ``limit`` events (submitted before ``before``, when given) are found (tens of
+        milliseconds on a province's month)."""
         t = event_segments
         found: list[pa.Table] = []
         count = 0
         current_day: date | None = None
+        where = [t.c.msisdn_min <= m, t.c.msisdn_max >= m]
+        if before is not None:
+            where.append(t.c.ts_min < before)
         segs = conn.execute(
-            sa.select(t.c.id, t.c.day)
-            .where(t.c.msisdn_min <= m, t.c.msisdn_max >= m)
-            .order_by(t.c.day.desc(), t.c.id.desc())
+            sa.select(t.c.id, t.c.day).where(*where).order_by(t.c.day.desc(), t.c.id.desc())
         ).all()
         for seg_id, day in segs:
             if count >= limit and day != current_day:
@@ -243,7 +248,10 @@ class SqlStore:
             current_day = day
             data = conn.execute(sa.select(t.c.data).where(t.c.id == seg_id)).scalar_one()
             table = decode(data)
-            hit = table.filter(pc.equal(table["msisdn"], m))
+            mask = pc.equal(table["msisdn"], m)
+            if before is not None:
+                mask = pc.and_(mask, pc.less(table["submitted_ts"], before))
+            hit = table.filter(mask)
             if hit.num_rows:
                 found.append(hit)
                 count += hit.num_rows
