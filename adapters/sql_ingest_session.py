@@ -38,6 +38,7 @@ from mmsq.adapters.event_blocks import (
     key_partition,
     msisdn_digits,
 )
+from mmsq.adapters.recent_blocks import RecentIndexWriter
 from mmsq.adapters.sql_event_schema import (
     daily_aggregate_blocks,
     device_blocks,
@@ -108,6 +109,7 @@ class SqlIngestSession:
         self._narrow: list[pd.DataFrame] = []
         self._editions: list[pd.DataFrame] = []
         self._devices: list[pa.Table] = []
+        self._recent = RecentIndexWriter(conn)
 
     # -- per chunk -----------------------------------------------------------------------
 
@@ -133,7 +135,7 @@ class SqlIngestSession:
         cause = cause_codes(events["cause"])
         final = events["final"].to_numpy(dtype=bool)
         notify_ok = events["notify_ok"].fillna(0).to_numpy(dtype=np.int8) == 1
-        self._write_segments(events, msisdn, day, submitted, done, done_known)
+        self._recent.add(self._write_segments(events, msisdn, day, submitted, done, done_known))
         self._narrow.append(
             pd.DataFrame(
                 {
@@ -221,7 +223,8 @@ class SqlIngestSession:
         submitted: npt.NDArray[np.int64],
         done: npt.NDArray[np.int64],
         done_known: npt.NDArray[np.bool_],
-    ) -> None:
+    ) -> pa.Table:
+        """Write the events as segments; returns them as one table (``EVENT_SCHEMA``)."""
         order = np.lexsort((submitted, msisdn, day))
         n = len(order)
         columns: dict[str, pa.Array] = {}
@@ -283,6 +286,7 @@ class SqlIngestSession:
                 }
             )
         self._conn.execute(event_segments.insert(), rows)
+        return table
 
     def add_quarantine(self, batch_id: str, records: Sequence[QuarantinedRecord]) -> None:
         if not records:
@@ -323,7 +327,9 @@ class SqlIngestSession:
     # -- at the end ----------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Fold everything this session stored into aggregates, devices and edition days."""
+        """Fold everything this session stored into aggregates, devices, edition days and the
+        recent-events index."""
+        self._recent.flush()
         if self._narrow:
             narrow = pd.concat(self._narrow, ignore_index=True)
             self._narrow = []

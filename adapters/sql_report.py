@@ -1,24 +1,46 @@
-"""The ``ReportSource`` port over the SQL store: every figure is a GROUP BY in the database.
+"""The ``ReportSource`` port over the SQL store, read only through ``SqlStore``'s methods.
 
-A province-week is about 21 million events on PostgreSQL; only grouped rows (tens to a few
-thousand) ever reach Python. Latency percentiles use ``percentile_cont`` on PostgreSQL and, on
-SQLite, the same interpolation computed from window functions: the database picks the two
-ranked latencies around each percentile, Python interpolates between them.
+Where each figure comes from, for a province-week (about 21 million events):
 
-Complaints, the recovery cycle, the remedy funnel and reconciliation live in tables this
-schema does not have yet: those methods return ``NotAvailable``.
+- per (day, edition) and latency percentiles: ``edition_stats`` (counters and a latency
+  histogram kept at ingest; percentiles interpolated from it, see
+  ``mmsq.latency_histogram`` for the resolution);
+- by device: ``daily_aggregates`` of the week (attempts, final, delivered per subscriber-day)
+  joined with ``devices()``;
+- by region, by cause and unknown codes: one pass over the week's event segments
+  (``scan_events``, six of the fifteen columns decoded), each segment grouped as it is read,
+  so memory holds one segment and the running groups (by cause, the distinct subscribers of
+  each cause);
+- the recovery cycle and the remedy funnel: the recovery state machine's transition log
+  (``RecoveryService.funnel`` and who was suspended when the week began);
+- reconciliation: the counts of the ``reconcile_runs`` that finished in the week.
+
+Complaints (the agent API) and the holdout group (outreach) are not recorded by this version:
+``complaints`` returns ``NotAvailable`` and the funnel has no holdout figures.
 """
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-from mmsq.adapters.sql_schema import delivery_events, subscriber_devices, unknown_codes
+from mmsq.adapters.sql_schema import unknown_codes
+from mmsq.adapters.sql_scoring_schema import recovery_transitions
+from mmsq.adapters.sql_store import SqlStore
+from mmsq.adapters.sql_subscriptions_schema import reconcile_runs
+from mmsq.aggregates import LATENCY_EDGES_S
+from mmsq.domain import CAUSE_CLASSES, CauseClass
+from mmsq.latency_histogram import histogram_percentiles
 from mmsq.report_data import (
     COLUMNS,
     ComplaintCounts,
@@ -27,34 +49,24 @@ from mmsq.report_data import (
     RecoveryCounts,
 )
 
-__all__ = ["PERCENTILES", "SqlReportSource"]
+__all__ = ["PERCENTILES", "RecoveryFunnel", "SqlReportSource"]
 
 PERCENTILES = (0.5, 0.9, 0.99)
 
-_ev = delivery_events
-_FINAL = sa.func.sum(sa.case((_ev.c.final, 1), else_=0))
-_DELIVERED = sa.func.sum(sa.case((sa.and_(_ev.c.final, _ev.c.cause == "delivered"), 1), else_=0))
-_LATENCY = _ev.c.done_ts - _ev.c.submitted_ts
-_IS_DELIVERY = sa.and_(
-    _ev.c.cause == "delivered", _ev.c.done_ts.is_not(None), _ev.c.done_ts >= _ev.c.submitted_ts
-)
+_SCAN_COLUMNS = ("msisdn", "region", "cause", "final", "status_source", "status_code")
+_KEYS = ["region", "cause", "ns", "code"]
+#: Cause index above the MSISDN digits (E.164 has at most 15 digits: < 2**50).
+_CAUSE_SHIFT = 50
+_CAUSE_INDEX = {c: i for i, c in enumerate(CAUSE_CLASSES)}
+_UNKNOWN_CAUSE = _CAUSE_INDEX[CauseClass.UNKNOWN.value]
+_SUSPENDED = ("suspended", "probing")
+_REDUCE_EVERY = 256
 
 
-def _in_week(start: date, end: date) -> sa.ColumnElement[bool]:
-    return sa.and_(_ev.c.day >= start, _ev.c.day < end)
+class RecoveryFunnel(Protocol):
+    """What the report needs of ``mmsq.recovery.RecoveryService``."""
 
-
-def _interpolate(p: float, n: int, ranked: dict[int, float]) -> float | None:
-    """percentile_cont: linear interpolation between the 1-based ranks around p * (n - 1)."""
-    if n == 0:
-        return None
-    h = p * (n - 1)
-    lo = int(h)
-    low = ranked.get(lo + 1)
-    if low is None:
-        return None
-    high = ranked.get(lo + 2, low)
-    return low + (h - lo) * (high - low)
+    def funnel(self, first_day: date, last_day: date) -> dict[str, int]: ...
 
 
 _COUNTS = {"attempts", "final", "delivered", "subscribers", "events", "total", "count"}
@@ -68,138 +80,275 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             frame[col] = frame[col].astype("int64")
         elif col in _SECONDS:
             frame[col] = frame[col].astype("float64")
+        else:
+            frame[col] = frame[col].astype(object)
     return frame
 
 
+def _frame(name: str, rows: Iterable[tuple[object, ...]]) -> pd.DataFrame:
+    return _typed(pd.DataFrame(list(rows), columns=list(COLUMNS[name]), dtype=object))
+
+
+def _key(value: object) -> object:
+    """A group key as the port has it: text, or None where pandas says missing."""
+    return None if value is None or pd.isna(value) else str(value)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class _WeekScan:
+    """What one pass over a week's events yields."""
+
+    groups: pd.DataFrame  # region, cause, ns, code, attempts, final, delivered
+    final_subscribers: dict[str, int]  # cause -> distinct subscribers with a final outcome
+
+
+def _cause_indices(cause: pa.Array) -> npt.NDArray[np.int64]:
+    """Each event's index in ``CAUSE_CLASSES`` (unknown names: ``unknown``)."""
+    if not pa.types.is_dictionary(cause.type):
+        cause = cause.dictionary_encode()
+    lookup = np.asarray(
+        [_CAUSE_INDEX.get(str(v), _UNKNOWN_CAUSE) for v in cause.dictionary.to_pylist()],
+        dtype=np.int64,
+    )
+    out: npt.NDArray[np.int64] = lookup[cause.indices.to_numpy(zero_copy_only=False)]
+    return out
+
+
+def _scan_week(store: SqlStore, start: date, end: date) -> _WeekScan:
+    partial: list[pd.DataFrame] = []
+    pairs: list[npt.NDArray[np.int64]] = []
+    seen = 0
+    for segment in store.scan_events(start, end - timedelta(days=1), _SCAN_COLUMNS):
+        if not segment.num_rows:
+            continue
+        table = segment.combine_chunks()
+        cause = table["cause"].chunk(0) if table["cause"].num_chunks else table["cause"]
+        final = table["final"]
+        is_delivered = pc.equal(pc.cast(cause, pa.string()), CauseClass.DELIVERED.value)
+        delivered = pc.and_(final, is_delivered)
+        grouped = (
+            pa.table(
+                {
+                    "region": pc.cast(table["region"], pa.string()),
+                    "cause": pc.cast(cause, pa.string()),
+                    "ns": pc.cast(table["status_source"], pa.string()),
+                    "code": pc.cast(table["status_code"], pa.string()),
+                    "f": pc.cast(final, pa.int64()),
+                    "d": pc.cast(delivered, pa.int64()),
+                }
+            )
+            .group_by(_KEYS, use_threads=False)
+            .aggregate([("f", "count"), ("f", "sum"), ("d", "sum")])
+        )
+        partial.append(grouped.to_pandas())
+        fin = final.to_numpy(zero_copy_only=False)
+        keys = (_cause_indices(cause)[fin] << _CAUSE_SHIFT) | table["msisdn"].to_numpy()[fin]
+        pairs.append(np.unique(keys))
+        seen += 1
+        if seen % _REDUCE_EVERY == 0:
+            partial = [_reduce(partial)]
+            pairs = [np.unique(np.concatenate(pairs))]
+    groups = _reduce(partial)
+    distinct = np.unique(np.concatenate(pairs)) if pairs else np.zeros(0, dtype=np.int64)
+    per_cause = np.bincount(distinct >> _CAUSE_SHIFT, minlength=len(CAUSE_CLASSES))
+    return _WeekScan(groups, {c: int(per_cause[i]) for i, c in enumerate(CAUSE_CLASSES)})
+
+
+def _reduce(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame(columns=[*_KEYS, "attempts", "final", "delivered"])
+    frame = pd.concat(parts, ignore_index=True).rename(
+        columns={"f_count": "attempts", "f_sum": "final", "d_sum": "delivered"}
+    )
+    return frame.groupby(_KEYS, dropna=False, sort=False, as_index=False)[
+        ["attempts", "final", "delivered"]
+    ].sum()
+
+
 class SqlReportSource:
-    """Implements ``mmsq.report_data.ReportSource`` on a SQLAlchemy engine."""
+    """Implements ``mmsq.report_data.ReportSource`` on the SQL store."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.dialect = engine.dialect.name
+    def __init__(
+        self,
+        store: SqlStore,
+        *,
+        recovery: RecoveryFunnel | None = None,
+        timezone: str = "UTC",
+    ) -> None:
+        self.store = store
+        self.recovery_funnel = recovery
+        self.tz = ZoneInfo(timezone)
+        self._scans: dict[tuple[date, date], _WeekScan] = {}
 
-    def _frame(self, name: str, query: sa.Select[Any]) -> pd.DataFrame:
-        with self.engine.connect() as conn:
-            rows = [tuple(r) for r in conn.execute(query)]
-        return _typed(pd.DataFrame(rows, columns=list(COLUMNS[name]), dtype=object))
+    def _scan(self, start: date, end: date) -> _WeekScan:
+        if (start, end) not in self._scans:
+            self._scans[(start, end)] = _scan_week(self.store, start, end)
+        return self._scans[(start, end)]
+
+    def _midnight(self, day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=self.tz)
+
+    # -- from the per-edition counters ---------------------------------------------------
 
     def edition_days(self, start: date, end: date) -> pd.DataFrame:
-        q = (
-            sa.select(_ev.c.day, _ev.c.edition, sa.func.count(), _FINAL, _DELIVERED)
-            .where(_in_week(start, end))
-            .group_by(_ev.c.day, _ev.c.edition)
-            .order_by(_ev.c.day, _ev.c.edition)
+        stats = self.store.edition_stats(start, end - timedelta(days=1))
+        return _frame(
+            "edition_days",
+            (
+                (r.day, r.edition or None, r.attempts, r.final, r.delivered)
+                for r in stats.itertuples(index=False)
+            ),
         )
-        return self._frame("edition_days", q)
-
-    def by_region(self, start: date, end: date) -> pd.DataFrame:
-        q = (
-            sa.select(_ev.c.region, sa.func.count(), _FINAL, _DELIVERED)
-            .where(_in_week(start, end))
-            .group_by(_ev.c.region)
-        )
-        return self._frame("by_region", q)
-
-    def by_device(self, start: date, end: date) -> pd.DataFrame:
-        dev = subscriber_devices
-        q = (
-            sa.select(
-                dev.c.tac,
-                sa.func.count(sa.distinct(_ev.c.msisdn)),
-                sa.func.count(),
-                _FINAL,
-                _DELIVERED,
-            )
-            .select_from(_ev.outerjoin(dev, dev.c.msisdn == _ev.c.msisdn))
-            .where(_in_week(start, end))
-            .group_by(dev.c.tac)
-        )
-        return self._frame("by_device", q)
-
-    def by_cause(self, start: date, end: date) -> pd.DataFrame:
-        q = (
-            sa.select(
-                _ev.c.cause,
-                sa.func.count(),
-                _FINAL,
-                sa.func.count(sa.distinct(sa.case((_ev.c.final, _ev.c.msisdn), else_=None))),
-            )
-            .where(_in_week(start, end))
-            .group_by(_ev.c.cause)
-        )
-        return self._frame("by_cause", q)
-
-    def unknown_codes(self, start: date, end: date) -> pd.DataFrame:
-        u = unknown_codes
-        q = (
-            sa.select(u.c.namespace, u.c.code, sa.func.count(), u.c.count, u.c.first_seen)
-            .select_from(
-                _ev.join(
-                    u, sa.and_(u.c.namespace == _ev.c.status_source, u.c.code == _ev.c.status_code)
-                )
-            )
-            .where(_in_week(start, end))
-            .group_by(u.c.namespace, u.c.code, u.c.count, u.c.first_seen)
-        )
-        return self._frame("unknown_codes", q)
 
     def latency(self, start: date, end: date) -> pd.DataFrame:
-        if self.dialect == "postgresql":
-            return self._latency_pg(start, end)
-        return self._latency_ranked(start, end)
+        stats = self.store.edition_stats(start, end - timedelta(days=1))
+        bins = [f"lat_{b}" for b in range(len(LATENCY_EDGES_S) + 1)]
+        rows = []
+        if not stats.empty:
+            stats["edition"] = stats["edition"].replace("", None)
+            summed = stats.groupby("edition", dropna=False, sort=True)[["latency_n", *bins]].sum()
+            for edition, r in summed.iterrows():
+                n = int(r["latency_n"])
+                if n:
+                    counts = r[bins].to_numpy(dtype=np.int64)
+                    rows.append(
+                        (
+                            _key(edition),
+                            n,
+                            *histogram_percentiles(counts, LATENCY_EDGES_S, PERCENTILES),
+                        )
+                    )
+        return _frame("latency", rows)
 
-    def _latency_pg(self, start: date, end: date) -> pd.DataFrame:
-        q = (
-            sa.select(
-                _ev.c.edition,
-                sa.func.count(),
-                *(sa.func.percentile_cont(p).within_group(_LATENCY) for p in PERCENTILES),
-            )
-            .where(_in_week(start, end), _IS_DELIVERY)
-            .group_by(_ev.c.edition)
+    # -- from the per-subscriber aggregates and the devices ------------------------------
+
+    def by_device(self, start: date, end: date) -> pd.DataFrame:
+        daily = self.store.daily_aggregates(
+            start, end - timedelta(days=1), columns=["attempts", "final", "delivered"]
         )
-        return self._frame("latency", q)
-
-    def _latency_ranked(self, start: date, end: date) -> pd.DataFrame:
-        ranked = (
-            sa.select(
-                _ev.c.edition.label("edition"),
-                _LATENCY.label("s"),
-                sa.func.row_number()
-                .over(partition_by=_ev.c.edition, order_by=_LATENCY)
-                .label("rn"),
-                sa.func.count().over(partition_by=_ev.c.edition).label("n"),
-            )
-            .where(_in_week(start, end), _IS_DELIVERY)
-            .subquery()
+        if daily.empty:
+            return _frame("by_device", [])
+        week = daily.groupby("msisdn", observed=True, sort=False)[
+            ["attempts", "final", "delivered"]
+        ].sum()
+        week = week[week["attempts"] > 0]
+        devices = self.store.devices()
+        tac = pd.Series(devices["tac"].to_numpy(), index=devices["msisdn"].to_numpy())
+        week["tac"] = tac.reindex(week.index.astype(str)).to_numpy()
+        week["subscribers"] = 1
+        out = week.groupby("tac", dropna=False, sort=False)[
+            ["subscribers", "attempts", "final", "delivered"]
+        ].sum()
+        return _frame(
+            "by_device",
+            ((_key(t), r.subscribers, r.attempts, r.final, r.delivered) for t, r in out.iterrows()),
         )
-        wanted = []
-        for p in PERCENTILES:
-            # CAST truncates, which is floor for these non-negative positions.
-            lo = sa.cast(sa.literal(p) * (ranked.c.n - 1), sa.Integer) + 1
-            wanted.extend([ranked.c.rn == lo, ranked.c.rn == lo + 1])
-        q = sa.select(ranked.c.edition, ranked.c.n, ranked.c.rn, ranked.c.s).where(sa.or_(*wanted))
-        by_edition: dict[str | None, tuple[int, dict[int, float]]] = {}
-        with self.engine.connect() as conn:
-            for edition, n, rn, s in conn.execute(q):
-                _n, ranks = by_edition.setdefault(edition, (int(n), {}))
-                ranks[int(rn)] = float(s)
-        rows = [
-            (edition, n, *(_interpolate(p, n, ranks) for p in PERCENTILES))
-            for edition, (n, ranks) in by_edition.items()
-        ]
-        return _typed(pd.DataFrame(rows, columns=list(COLUMNS["latency"]), dtype=object))
 
-    # -- figures whose tables arrive with other features -----------------------------------
+    # -- from one pass over the week's events --------------------------------------------
+
+    def by_region(self, start: date, end: date) -> pd.DataFrame:
+        g = self._scan(start, end).groups
+        out = g.groupby("region", dropna=False, sort=False)[
+            ["attempts", "final", "delivered"]
+        ].sum()
+        return _frame(
+            "by_region",
+            ((_key(k), r.attempts, r.final, r.delivered) for k, r in out.iterrows()),
+        )
+
+    def by_cause(self, start: date, end: date) -> pd.DataFrame:
+        scan = self._scan(start, end)
+        out = scan.groups.groupby("cause", sort=False)[["attempts", "final"]].sum()
+        return _frame(
+            "by_cause",
+            (
+                (str(k), r.attempts, r.final, scan.final_subscribers.get(str(k), 0))
+                for k, r in out.iterrows()
+            ),
+        )
+
+    def unknown_codes(self, start: date, end: date) -> pd.DataFrame:
+        g = self._scan(start, end).groups
+        seen = g.groupby(["ns", "code"], sort=False)["attempts"].sum()
+        if seen.empty:
+            return _frame("unknown_codes", [])
+        u = unknown_codes
+        with self.store.engine.connect() as conn:
+            known = conn.execute(sa.select(u.c.namespace, u.c.code, u.c.count, u.c.first_seen))
+            rows = [
+                (ns, code, int(seen[(ns, code)]), total, first)
+                for ns, code, total, first in known
+                if (ns, code) in seen.index
+            ]
+        return _frame("unknown_codes", rows)
+
+    # -- recovery, funnel, reconciliation ------------------------------------------------
 
     def complaints(self, start: date, end: date) -> ComplaintCounts | NotAvailable:
         return NotAvailable("complaints are not recorded by this version (agent API)")
 
     def recovery(self, start: date, end: date) -> RecoveryCounts | NotAvailable:
-        return NotAvailable("the suspend-and-recover state machine is not installed")
+        if self.recovery_funnel is None:
+            return NotAvailable("the recovery state machine is not wired to the report")
+        stages = self.recovery_funnel.funnel(start, end - timedelta(days=1))
+        return RecoveryCounts(
+            under_suspension=self._under_suspension(start, end),
+            newly_suspended=stages.get("suspended", 0),
+            probed=stages.get("probed", 0),
+            recovered=stages.get("resumed", 0),
+        )
+
+    def _under_suspension(self, start: date, end: date) -> int:
+        """Subscribers suspended (or being probed) at any moment of the week: those whose
+        last transition before it left them so, and those suspended during it."""
+        t = recovery_transitions
+        since, until = (int(self._midnight(d).timestamp()) for d in (start, end))
+        last = (
+            sa.select(
+                t.c.msisdn,
+                t.c.to_state,
+                sa.func.row_number()
+                .over(partition_by=t.c.msisdn, order_by=(t.c.at_ts.desc(), t.c.id.desc()))
+                .label("rn"),
+            )
+            .where(t.c.at_ts < since)
+            .subquery()
+        )
+        before = sa.select(last.c.msisdn).where(last.c.rn == 1, last.c.to_state.in_(_SUSPENDED))
+        during = sa.select(t.c.msisdn).where(
+            t.c.at_ts >= since, t.c.at_ts < until, t.c.to_state.in_(_SUSPENDED)
+        )
+        both = sa.union(before, during).subquery()
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(both)).scalar_one())
 
     def funnel(self, start: date, end: date) -> FunnelCounts | NotAvailable:
-        return NotAvailable("the remedy funnel and holdout group are not recorded yet")
+        if self.recovery_funnel is None:
+            return NotAvailable("the recovery state machine is not wired to the report")
+        stages = self.recovery_funnel.funnel(start, end - timedelta(days=1))
+        return FunnelCounts(
+            flagged=stages.get("flagged", 0),
+            remedied=stages.get("remedied", 0),
+            recovered=stages.get("recovered", 0),
+            holdout_reason="the holdout group is not recorded yet (outreach)",
+        )
 
     def reconciliation(self, start: date, end: date) -> pd.DataFrame | NotAvailable:
-        return NotAvailable("subscription reconciliation runs are not recorded yet")
+        r = reconcile_runs
+        # UTC: SQLite keeps the wall time of the (UTC) datetimes it was given.
+        since, until = (self._midnight(d).astimezone(UTC) for d in (start, end))
+        with self.store.engine.connect() as conn:
+            runs = conn.execute(
+                sa.select(r.c.finished_at, r.c.counts)
+                .where(r.c.finished_at >= since, r.c.finished_at < until)
+                .order_by(r.c.finished_at)
+            ).all()
+        rows = [
+            (pd.Timestamp(finished), str(cls), int(n))
+            for finished, counts in runs
+            for cls, n in sorted((counts or {}).items())
+            if n is not None
+        ]
+        frame = pd.DataFrame(rows, columns=list(COLUMNS["reconciliation"]))
+        frame["count"] = frame["count"].astype("int64")
+        return frame

@@ -67,6 +67,7 @@ from mmsq.adapters import sql_mms_outbox_schema as _sql_mms_outbox_schema  # noq
 
 # Feature tables share ``metadata``: importing their modules registers them.
 from mmsq.adapters import sql_outreach_schema as _outreach_schema  # noqa: E402, F401
+from mmsq.adapters import sql_recent_schema as _sql_recent_schema  # noqa: E402, F401
 
 # Tables of other features, declared in their own modules on the shared metadata.
 from mmsq.adapters import sql_scoring_schema as _sql_scoring_schema  # noqa: E402, F401

@@ -24,7 +24,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from mmsq.adapters.event_blocks import PARTS, decode, encode, msisdn_text
+from mmsq.adapters.event_blocks import (
+    EVENT_SCHEMA,
+    PARTS,
+    decode,
+    decode_columns,
+    encode,
+    msisdn_text,
+)
+from mmsq.adapters.recent_blocks import RecentIndexWriter, read_recent
 from mmsq.adapters.sql_event_schema import (
     daily_aggregate_blocks,
     device_blocks,
@@ -185,6 +193,7 @@ class SqlStore:
                         data=encode(kept),
                     )
                 )
+            RecentIndexWriter(conn).purge(cutoff)
             day = cutoff // 86400 - 1
             conn.execute(
                 event_keys.delete().where(
@@ -199,36 +208,56 @@ class SqlStore:
     # -- queries -------------------------------------------------------------------------
 
     def recent_events(self, msisdn: str, limit: int = 20) -> list[dict[str, Any]]:
-        """A subscriber's newest events (E.164 MSISDN), newest first: the segments whose
-        MSISDN range holds the number, newest day first, until ``limit`` are found."""
+        """A subscriber's newest events (E.164 MSISDN), newest first.
+
+        Read from the recent-events index (the last ``RECENT_DAYS`` days, a few small blocks
+        of one partition); when those days hold fewer than ``limit``, the rest comes from the
+        event segments older than them.
+        """
         digits = msisdn.strip().lstrip("+")
         if not digits.isdigit() or limit <= 0:
             return []
         m = int(digits)
+        with self.engine.connect() as conn:
+            rows: list[dict[str, Any]]
+            rows, cutoff = read_recent(conn, m, limit)
+            if len(rows) < limit:
+                rows += self._recent_from_segments(conn, m, limit - len(rows), before=cutoff)
+        for r in rows:
+            r["msisdn"] = "+" + digits
+        return rows
+
+    def _recent_from_segments(
+        self, conn: Connection, m: int, limit: int, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The segments whose MSISDN range holds the number, newest day first, until
+        ``limit`` events (submitted before ``before``, when given) are found (tens of
+        milliseconds on a province's month)."""
         t = event_segments
         found: list[pa.Table] = []
         count = 0
         current_day: date | None = None
-        with self.engine.connect() as conn:
-            segs = conn.execute(
-                sa.select(t.c.id, t.c.day)
-                .where(t.c.msisdn_min <= m, t.c.msisdn_max >= m)
-                .order_by(t.c.day.desc(), t.c.id.desc())
-            ).all()
-            for seg_id, day in segs:
-                if count >= limit and day != current_day:
-                    break
-                current_day = day
-                data = conn.execute(sa.select(t.c.data).where(t.c.id == seg_id)).scalar_one()
-                table = decode(data)
-                hit = table.filter(pc.equal(table["msisdn"], m))
-                if hit.num_rows:
-                    found.append(hit)
-                    count += hit.num_rows
+        where = [t.c.msisdn_min <= m, t.c.msisdn_max >= m]
+        if before is not None:
+            where.append(t.c.ts_min < before)
+        segs = conn.execute(
+            sa.select(t.c.id, t.c.day).where(*where).order_by(t.c.day.desc(), t.c.id.desc())
+        ).all()
+        for seg_id, day in segs:
+            if count >= limit and day != current_day:
+                break
+            current_day = day
+            data = conn.execute(sa.select(t.c.data).where(t.c.id == seg_id)).scalar_one()
+            table = decode(data)
+            mask = pc.equal(table["msisdn"], m)
+            if before is not None:
+                mask = pc.and_(mask, pc.less(table["submitted_ts"], before))
+            hit = table.filter(mask)
+            if hit.num_rows:
+                found.append(hit)
+                count += hit.num_rows
         rows = [r for hit in found for r in hit.to_pylist()]
         rows.sort(key=lambda r: (r["submitted_ts"], r["done_ts"] or 0), reverse=True)
-        for r in rows:
-            r["msisdn"] = "+" + digits
         return rows[:limit]
 
     def daily_aggregates(
@@ -302,6 +331,30 @@ class SqlStore:
         }
         columns_out.update(out)
         return pd.DataFrame(columns_out, copy=False)
+
+    def scan_events(
+        self, first_day: date, last_day: date, columns: Sequence[str]
+    ) -> Iterator[pa.Table]:
+        """The raw events of the local days [first_day, last_day], one Arrow table per segment
+        (day order), holding only ``columns`` of ``EVENT_SCHEMA`` (the other columns are not
+        decompressed). One segment is in memory at a time: aggregate as you go.
+
+        Text columns may be dictionary-encoded or plain, depending on when the segment was
+        written; compare values, not dictionary indices.
+        """
+        unknown = set(columns) - set(EVENT_SCHEMA.names)
+        if unknown:
+            raise ValueError(f"not an event column: {', '.join(sorted(unknown))}")
+        t = event_segments
+        with self.engine.connect() as conn:
+            ids = conn.execute(
+                sa.select(t.c.id)
+                .where(t.c.day >= first_day, t.c.day <= last_day)
+                .order_by(t.c.day, t.c.id)
+            ).all()
+            for (seg_id,) in ids:
+                data = conn.execute(sa.select(t.c.data).where(t.c.id == seg_id)).scalar_one()
+                yield decode_columns(data, columns)
 
     def devices(self) -> pd.DataFrame:
         """The latest device of every subscriber: msisdn (E.164), imei, tac, seen_ts."""

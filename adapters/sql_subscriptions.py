@@ -54,6 +54,7 @@ from mmsq.subscriptions import (
 
 __all__ = ["SqlSubscriptionStore"]
 
+
 #: Field separator of the text the database renders for a reconciliation (ASCII unit separator;
 #: never in an MSISDN, and refused in product names at import).
 _SEP = "\x1f"

@@ -24,8 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmsq.adapters.cdr_csv import CdrFileReader
-from mmsq.adapters.sql_report import SqlReportSource
-from mmsq.bootstrap import build_app
+from mmsq.bootstrap import build_app, report_source
 from mmsq.report import ReportConfig, make_report
 from mmsq.report_data import ReportWeek
 from mmsq.report_devices import load_device_table
@@ -115,7 +114,7 @@ def main() -> None:
         devices = load_device_table(ROOT / "tests" / "fixtures" / "devices.csv")
         started = time.perf_counter()
         report, rendered = make_report(
-            SqlReportSource(app.store.engine),
+            report_source(app),
             ReportConfig.from_settings(settings),
             devices=devices,
             clock=FixedClock(),

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from mmsq.adapters.scheduler import ApsScheduler
     from mmsq.adapters.smpp_client import SmppGateway
     from mmsq.adapters.sql_outbox import SqlOutbox
+    from mmsq.adapters.sql_report import SqlReportSource
     from mmsq.api.services import ApiServices
     from mmsq.dispatch import Dispatcher
     from mmsq.mms import MmsGateway
@@ -76,6 +77,7 @@ __all__ = [
     "build_subscriptions",
     "mm7_client_config",
     "mms_outbox",
+    "report_source",
     "score_job",
     "weekly_report_job",
 ]
@@ -124,10 +126,22 @@ def build_app(settings: Settings, *, check_schema: bool = True) -> App:
     return App(settings, rules, store, classifier, ingest, clock)
 
 
+def report_source(app: App) -> SqlReportSource:
+    """The weekly report's figures on the app's store, with the recovery funnel.
+
+    Raises RulesError when scoring.toml is invalid."""
+    from mmsq.adapters.sql_report import SqlReportSource
+
+    rules = load_scoring_rules(app.settings.rules.dir)
+    store = SqlRecoveryStore(app.store.engine)
+    tz = app.settings.ingest.timezone
+    recovery = RecoveryService(store, store, rules.recovery, app.clock, tz)
+    return SqlReportSource(app.store, recovery=recovery, timezone=tz)
+
+
 def weekly_report_job(app: App) -> Callable[[], ReportRun]:
     """The weekly report as a job for the daemon's scheduler (``report.schedule``)."""
     from mmsq.adapters.smtp_mailer import SmtpConfig, SmtpMailer
-    from mmsq.adapters.sql_report import SqlReportSource
     from mmsq.report import ReportConfig, send_weekly_report
     from mmsq.report_devices import load_device_table
 
@@ -135,7 +149,7 @@ def weekly_report_job(app: App) -> Callable[[], ReportRun]:
 
     def run() -> ReportRun:
         return send_weekly_report(
-            SqlReportSource(app.store.engine),
+            report_source(app),
             SmtpMailer(SmtpConfig.from_settings(settings.report)),
             ReportConfig.from_settings(settings),
             devices=load_device_table(settings.report.devices_file, settings.rules.dir),

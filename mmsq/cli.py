@@ -642,7 +642,7 @@ def report(
     and the exit code is 1.
     """
     from mmsq.adapters.smtp_mailer import SmtpConfig, SmtpMailer
-    from mmsq.adapters.sql_report import SqlReportSource
+    from mmsq.bootstrap import report_source
     from mmsq.report import ReportConfig, make_report, send_weekly_report
     from mmsq.report_data import ReportWeek
     from mmsq.report_devices import load_device_table
@@ -659,7 +659,10 @@ def report(
     devices = load_device_table(settings.report.devices_file, settings.rules.dir)
     run = None
     with _app_for(settings) as a:
-        source = SqlReportSource(a.store.engine)
+        try:
+            source = report_source(a)
+        except RulesError as exc:
+            raise _fail("invalid rules: " + str(exc)) from None
         if send:
             mailer = SmtpMailer(SmtpConfig.from_settings(settings.report))
             run = send_weekly_report(

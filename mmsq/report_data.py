@@ -146,14 +146,16 @@ class FunnelCounts:
 
     Treated group: ``flagged`` -> ``remedied`` (help SMS or OTA push sent) -> ``recovered``
     (a final delivery succeeded afterwards). The holdout group gets no remedy:
-    ``holdout_flagged`` -> ``holdout_recovered``.
+    ``holdout_flagged`` -> ``holdout_recovered``; both None where no holdout group is
+    recorded, with ``holdout_reason`` saying why (the report then shows no uplift).
     """
 
     flagged: int
     remedied: int
     recovered: int
-    holdout_flagged: int
-    holdout_recovered: int
+    holdout_flagged: int | None = None
+    holdout_recovered: int | None = None
+    holdout_reason: str = "the holdout group is not recorded"
 
 
 class ReportSource(Protocol):

@@ -254,20 +254,28 @@ class FunnelFigures:
         return Rate(self.counts.recovered, self.counts.flagged)
 
     @property
-    def holdout(self) -> Rate:
-        return Rate(self.counts.holdout_recovered, self.counts.holdout_flagged)
+    def holdout(self) -> Rate | None:
+        """None when no holdout group is recorded."""
+        c = self.counts
+        if c.holdout_flagged is None or c.holdout_recovered is None:
+            return None
+        return Rate(c.holdout_recovered, c.holdout_flagged)
 
     @property
     def uplift_pp(self) -> float | None:
-        return _pp(self.treated.value, self.holdout.value)
+        holdout = self.holdout
+        return None if holdout is None else _pp(self.treated.value, holdout.value)
 
     @property
     def uplift_ci_pp(self) -> tuple[float, float] | None:
         """95% interval of the uplift (normal approximation of a difference of proportions)."""
-        p1, p2 = self.treated.value, self.holdout.value
+        holdout = self.holdout
+        if holdout is None:
+            return None
+        p1, p2 = self.treated.value, holdout.value
         if p1 is None or p2 is None:
             return None
-        se = math.sqrt(p1 * (1 - p1) / self.treated.den + p2 * (1 - p2) / self.holdout.den)
+        se = math.sqrt(p1 * (1 - p1) / self.treated.den + p2 * (1 - p2) / holdout.den)
         diff = (p1 - p2) * 100
         return diff - _Z95 * se * 100, diff + _Z95 * se * 100
 

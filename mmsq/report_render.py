@@ -293,9 +293,9 @@ def report_tables(report: WeeklyReport) -> dict[str, Table]:
                 [
                     "holdout",
                     f.counts.holdout_flagged,
-                    0,
+                    None if f.holdout is None else 0,
                     f.counts.holdout_recovered,
-                    _rate(f.holdout),
+                    None if f.holdout is None else _rate(f.holdout),
                     None,
                     None,
                     None,

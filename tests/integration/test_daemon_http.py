@@ -13,7 +13,6 @@ import pytest
 from mmsq.adapters.daemon_http import create_http_app
 from mmsq.adapters.http_server import ThreadedHttpServer
 from mmsq.adapters.mm7_vasp import SOURCE, mm7_delivery_report_router
-from mmsq.adapters.sql_schema import delivery_events
 from mmsq.bootstrap import App, build_app
 from mmsq.health import HealthRegistry
 from mmsq.metrics import Metrics
@@ -78,7 +77,7 @@ def test_a_report_is_stored_once_and_answered_in_the_peers_namespace(served: Ser
     assert status_code(first.content) == ("DeliveryReportRsp", "1000")
     assert f'xmlns="{REL5_NS}"'.encode() in first.content
     assert b">dr-1</" in first.content
-    assert served.app.store.count(delivery_events) == 1
+    assert served.app.store.event_count() == 1
     get = served.metrics.registry.get_sample_value
     assert get("mmsq_delivery_reports_received_total", {"outcome": "stored"}) == 1
     assert get("mmsq_delivery_reports_received_total", {"outcome": "duplicate"}) == 1
@@ -105,14 +104,14 @@ def test_a_malformed_report_is_quarantined_and_refused_with_a_fault(
     rows = served.app.store.quarantine_rows()
     assert len(rows) == 1
     assert rows[0]["source"] == SOURCE
-    assert served.app.store.count(delivery_events) == 0
+    assert served.app.store.event_count() == 0
     # The endpoint still works afterwards.
     assert post(served, dr_body()).status_code == 200
 
 
 def test_a_storage_failure_asks_the_mmsc_to_retry(served: Served) -> None:
     with served.app.store.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE delivery_events")
+        conn.exec_driver_sql("DROP TABLE event_segments")
     r = post(served, dr_body())
     assert r.status_code == 500
     assert status_code(r.content) == ("Fault", "3000")

@@ -11,7 +11,6 @@ import pytest
 
 from mmsq.adapters.cdr_csv import CdrFileReader
 from mmsq.adapters.cdr_inbox import DirectoryInbox
-from mmsq.adapters.sql_schema import delivery_events
 from mmsq.bootstrap import App, build_app
 from mmsq.inbox import InboxIngestJob
 from mmsq.metrics import Metrics
@@ -80,7 +79,7 @@ def test_files_are_ingested_then_moved_to_done_or_failed_with_the_reason(
     assert summary["files_done"] == 1
     assert summary["files_failed"] == 1
     assert summary["records"] + summary["quarantined"] == rows
-    assert app.store.count(delivery_events) == summary["stored"] > 0
+    assert app.store.event_count() == summary["stored"] > 0
     assert list(inbox.inbox.iterdir()) == []
     assert (inbox.done / good.name).is_file()
     assert (inbox.failed / bad.name).is_file()
@@ -110,8 +109,8 @@ def test_a_file_stays_in_the_inbox_when_the_database_fails(tmp_path: Path, app: 
     write_cdr(inbox.inbox / "a.csv", CdrSpec(subscribers=20))
     drop(inbox.inbox / "a.csv")
     with app.store.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE delivery_events")
-    with pytest.raises(Exception, match="delivery_events"):
+        conn.exec_driver_sql("DROP TABLE event_segments")
+    with pytest.raises(Exception, match="event_segments"):
         job_for(inbox, app, Metrics())()
     assert (inbox.inbox / "a.csv").is_file()
     assert list(inbox.done.iterdir()) == list(inbox.failed.iterdir()) == []

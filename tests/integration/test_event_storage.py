@@ -13,6 +13,7 @@ from alembic import command
 
 from mmsq.adapters.cdr_csv import CdrFileReader
 from mmsq.adapters.sql_store import SqlStore
+from mmsq.aggregates import LATENCY_EDGES_S
 from mmsq.classify import Classifier
 from mmsq.domain import DeliveryReport
 from mmsq.ingest import AGGREGATE_COUNTS, IngestService
@@ -225,8 +226,9 @@ def test_edition_stats_count_outcomes_and_latency(
     am = stats.loc["am"]
     assert (am["attempts"], am["final"], am["delivered"], am["c_not_fetched"]) == (3, 3, 2, 1)
     assert (am["latency_n"], am["latency_sum_s"]) == (2, 7500)
-    assert (am["lat_4"], am["lat_9"]) == (1, 1)  # <= 300 s and <= 7200 s
-    assert stats.loc["pm", "lat_0"] == 1
+    bins = {f"lat_{LATENCY_EDGES_S.index(s)}": 1 for s in (300, 7200)}  # <= 300 s, <= 7200 s
+    assert {k: am[k] for k in am.index if k.startswith("lat_") and am[k]} == bins
+    assert stats.loc["pm", f"lat_{LATENCY_EDGES_S.index(5)}"] == 1
     assert stats.loc["", "attempts"] == 1
 
 

@@ -82,8 +82,8 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
 def source(tmp_path: Path) -> Iterator[SqlReportSource]:
     store = SqlStore.from_url(f"sqlite:///{tmp_path / 'mmsq.db'}")
     store.upgrade()
-    insert_dataset(store.engine)
-    yield SqlReportSource(store.engine)
+    insert_dataset(store)
+    yield SqlReportSource(store, timezone="Asia/Shanghai")
     store.close()
 
 

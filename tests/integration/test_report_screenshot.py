@@ -49,10 +49,10 @@ def test_report_html_renders_to_a_non_blank_screenshot(tmp_path: Path) -> None:
     chromium = _chromium()
     store = SqlStore.from_url(f"sqlite:///{tmp_path / 'mmsq.db'}")
     store.upgrade()
-    insert_dataset(store.engine)
+    insert_dataset(store)
     try:
         _, rendered = make_report(
-            SqlReportSource(store.engine),
+            SqlReportSource(store, timezone="Asia/Shanghai"),
             ReportConfig(),
             devices=load_device_table(DEVICES_CSV),
             clock=FixedClock(),

@@ -4,15 +4,22 @@ and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 
+from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_report import SqlReportSource
 from mmsq.adapters.sql_store import SqlStore
-from mmsq.report_data import NotAvailable, ReportWeek
+from mmsq.adapters.sql_subscriptions import SqlSubscriptionStore
+from mmsq.recovery import STATE_COLUMNS, RecoveryService
+from mmsq.report_data import NotAvailable, RecoveryCounts, ReportWeek
 from mmsq.report_devices import load_device_table
 from mmsq.report_figures import build_weekly_report
+from mmsq.scoring_rules import load_scoring_rules
+from mmsq.subscription_ports import ReconcileRun
 from tests.report_dataset import DEVICES_CSV, insert_dataset
 
 W47 = ReportWeek(2026, 47)
@@ -24,8 +31,8 @@ NOW = datetime(2026, 11, 23, 1, tzinfo=UTC)
 def source(db_url: str) -> Iterator[SqlReportSource]:
     store = SqlStore.from_url(db_url)
     store.upgrade()
-    insert_dataset(store.engine)
-    yield SqlReportSource(store.engine)
+    insert_dataset(store)
+    yield SqlReportSource(store, timezone="Asia/Shanghai")
     store.close()
 
 
@@ -147,10 +154,121 @@ def test_week_without_data_has_no_rates_and_no_errors(source: SqlReportSource) -
     assert report.warnings[0].startswith("No delivery events")
 
 
-def test_figures_without_tables_are_explicitly_not_available(source: SqlReportSource) -> None:
-    for method in (source.complaints, source.recovery, source.funnel, source.reconciliation):
-        assert isinstance(method(date(2026, 11, 16), date(2026, 11, 23)), NotAvailable)
+def test_without_recovery_wiring_the_cycle_is_not_available(source: SqlReportSource) -> None:
+    week = (date(2026, 11, 16), date(2026, 11, 23))
+    for method in (source.complaints, source.recovery, source.funnel):
+        assert isinstance(method(*week), NotAvailable)
+    recon = source.reconciliation(*week)
+    assert not isinstance(recon, NotAvailable)
+    assert recon.empty  # no runs recorded
     report = build_weekly_report(source, W47, devices=load_device_table(None), now=NOW)
-    assert set(report.not_available) == {"complaints", "recovery", "funnel", "reconciliation"}
+    assert set(report.not_available) == {"complaints", "recovery", "funnel"}
+    assert report.reconciliation == ()
     assert [h.value for h in report.headlines[1:]] == ["n/a"] * 4
     assert report.device_match.text == "0.0%"  # no device table: every handset unknown
+
+
+# Recovery log, local days (UTC+8). P1 suspended since W46, probed and resumed in W47;
+# P2 flagged, remedied and recovered in W47; P3 flagged then suspended in W47; P4 flagged in
+# W47; P5 suspended and resumed in early November (never under suspension in W46 or W47).
+_LOG = [
+    ("+8613700000001", "2026-11-10T09:00", "active", "flagged", "verdict", "terminal"),
+    ("+8613700000001", "2026-11-12T09:00", "flagged", "suspended", "suspend_threshold_reached", ""),
+    ("+8613700000001", "2026-11-17T09:00", "suspended", "probing", "probe_sent", "probe 1"),
+    ("+8613700000001", "2026-11-18T09:00", "probing", "resumed", "probe_delivered", "probe"),
+    ("+8613700000002", "2026-11-16T00:30", "active", "flagged", "verdict", "terminal"),
+    ("+8613700000002", "2026-11-16T10:00", "flagged", "remedied", "remedy_sent", "help_sms"),
+    ("+8613700000002", "2026-11-19T10:00", "remedied", "recovered", "delivered", "remedy"),
+    ("+8613700000003", "2026-11-17T09:00", "active", "flagged", "verdict", "terminal"),
+    ("+8613700000003", "2026-11-20T09:00", "flagged", "suspended", "suspend_threshold_reached", ""),
+    ("+8613700000004", "2026-11-17T09:00", "active", "flagged", "verdict", "terminal"),
+    # Sunday 22 Nov 23:30 local is still W47; Monday 00:30 local is W48.
+    ("+8613700000004", "2026-11-23T00:30", "flagged", "remedied", "remedy_sent", "ota"),
+    ("+8613700000005", "2026-11-01T09:00", "active", "flagged", "verdict", "terminal"),
+    ("+8613700000005", "2026-11-02T09:00", "flagged", "suspended", "suspend_threshold_reached", ""),
+    ("+8613700000005", "2026-11-05T09:00", "suspended", "resumed", "delivered", "self"),
+]
+
+
+@pytest.fixture
+def wired(db_url: str) -> Iterator[SqlReportSource]:
+    store = SqlStore.from_url(db_url)
+    store.upgrade()
+    insert_dataset(store)
+    recovery_store = SqlRecoveryStore(store.engine)
+    tz = "Asia/Shanghai"
+    local = ZoneInfo(tz)
+    log = pd.DataFrame(
+        [
+            {
+                "msisdn": m,
+                "at": pd.Timestamp(datetime.fromisoformat(at).replace(tzinfo=local)),
+                "from_state": a,
+                "to_state": b,
+                "event": ev,
+                "cause": cause,
+                "evidence": "",
+                "run_id": None,
+            }
+            for m, at, a, b, ev, cause in _LOG
+        ]
+    )
+    recovery_store.apply_transitions(log, pd.DataFrame(columns=list(STATE_COLUMNS)))
+    subscriptions = SqlSubscriptionStore(store.engine)
+    for day, finished, counts in [
+        # W47: two runs (Tue and Sun 23:00 local); W46: one run; W48: one run, not counted.
+        (date(2026, 11, 17), datetime(2026, 11, 17, 2, tzinfo=UTC), {"a": 5, "b": 2}),
+        (date(2026, 11, 22), datetime(2026, 11, 22, 15, tzinfo=UTC), {"a": 3, "b": None}),
+        (date(2026, 11, 10), datetime(2026, 11, 10, 2, tzinfo=UTC), {"a": 7}),
+        (date(2026, 11, 23), datetime(2026, 11, 22, 16, 30, tzinfo=UTC), {"a": 100}),
+    ]:
+        subscriptions.record_reconcile_run(
+            ReconcileRun(f"run-{day}", day, finished - timedelta(minutes=5), finished, 10, counts)
+        )
+    rules = load_scoring_rules()
+    service = RecoveryService(recovery_store, recovery_store, rules.recovery, FixedClock(), tz)
+    yield SqlReportSource(store, recovery=service, timezone=tz)
+    store.close()
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+def test_recovery_funnel_and_reconciliation_from_their_stores(wired: SqlReportSource) -> None:
+    week, before = (W47.start, W47.end), (W47.previous().start, W47.previous().end)
+    assert wired.recovery(*week) == RecoveryCounts(
+        under_suspension=2,
+        newly_suspended=1,
+        probed=1,
+        recovered=1,  # P1, P3 / P3 / P1 / P1
+    )
+    assert wired.recovery(*before) == RecoveryCounts(
+        under_suspension=1,
+        newly_suspended=1,
+        probed=0,
+        recovered=0,  # P1
+    )
+    funnel = wired.funnel(*week)
+    assert not isinstance(funnel, NotAvailable)
+    assert (funnel.flagged, funnel.remedied, funnel.recovered) == (3, 1, 1)  # P2-P4 / P2 / P2
+    assert funnel.holdout_flagged is None
+    recon = wired.reconciliation(*week)
+    assert not isinstance(recon, NotAvailable)
+    assert sorted(zip(recon["diff_class"], recon["count"], strict=True)) == [
+        ("a", 3),
+        ("a", 5),
+        ("b", 2),
+    ]
+    report = build_weekly_report(wired, W47, devices=load_device_table(None), now=NOW)
+    assert set(report.not_available) == {"complaints"}
+    assert [h.value for h in report.headlines[2:]] == ["1", "1", "50.0%"]
+    assert not isinstance(report.reconciliation, NotAvailable)
+    rows = {
+        (r.diff_class, r.runs, r.total, r.latest, r.previous_total) for r in report.reconciliation
+    }
+    assert rows == {("a", 2, 8, 3, 7), ("b", 1, 2, 2, None)}
+    assert not isinstance(report.funnel, NotAvailable)
+    assert report.funnel.holdout is None
+    assert report.funnel.uplift_pp is None

@@ -1,0 +1,262 @@
+"""The recent-events index: the last days of events again, by MSISDN partition.
+
+A diagnosis look-up (``SqlStore.recent_events``) must cost a few milliseconds on a store that
+holds a month of a province's events. Event segments are written per ingested chunk and day,
+so a subscriber's events of one day are spread over a dozen segments; reading them is tens of
+milliseconds. This index keeps a second copy of the newest events, cut the other way:
+
+- ``recent_event_blocks`` has rows (part, gen): the events of one ingest session whose MSISDN
+  falls in partition ``part`` (``msisdn % RECENT_PARTS``), as one Arrow IPC stream
+  (uncompressed columns, lz4 over the whole stream: a block of a few hundred events decodes in
+  tens of microseconds, where Arrow's per-buffer zstd costs hundreds).
+- Every ingest session appends one generation to each partition it touches: one sort of its
+  new events and one multi-row insert. Nothing is rewritten: generations whose newest event is
+  more than ``RECENT_DAYS`` days older than the newest event held are deleted, so the index
+  holds every event of the last ``RECENT_DAYS`` days (the *horizon*), and a little more.
+- A partition that collects more than ``RECENT_MAX_GENERATIONS`` generations (many small
+  ingest sessions, such as live delivery reports) has them merged into one.
+- Within a block, events are sorted by MSISDN: a look-up reads one partition's generations in
+  one statement and slices the subscriber's rows out of each. When they hold fewer than
+  ``limit`` events of the subscriber since the horizon, the store reads the rest from the
+  segments older than the horizon (cheap when there are none; tens of milliseconds for a
+  quiet subscriber on a month of data).
+
+Cost: one more sort and encode of each session's new events (no merges for daily files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from mmsq.adapters.event_blocks import EVENT_SCHEMA
+from mmsq.adapters.sql_recent_schema import recent_event_blocks
+
+__all__ = [
+    "RECENT_DAYS",
+    "RECENT_MAX_GENERATIONS",
+    "RECENT_PARTS",
+    "RECENT_SCHEMA",
+    "RecentIndexWriter",
+    "decode_recent",
+    "encode_recent",
+    "read_recent",
+]
+
+#: MSISDN partitions: 1.5M subscribers make about 370 subscribers a partition.
+RECENT_PARTS = 4096
+#: Days of events the index holds, counted back from the newest event held.
+RECENT_DAYS = 14
+#: Generations a partition may hold before they are merged into one.
+RECENT_MAX_GENERATIONS = 40
+#: New events buffered by an ingest session before a generation is written (bounds memory:
+#: about 100 bytes an event; a province-day file is one generation).
+RECENT_FLUSH_ROWS = 4_000_000
+
+#: The columns of a block: those of an event segment (dictionary columns make the sort and
+#: the copy cheaper than plain strings would).
+RECENT_SCHEMA = EVENT_SCHEMA
+_LZ4 = pa.Codec("lz4")
+_DAY_S = 86400
+_MSISDN_BITS = 50
+
+
+def encode_recent(table: pa.Table) -> tuple[bytes, int]:
+    """One block: (lz4 of the uncompressed IPC stream, size of the stream)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, RECENT_SCHEMA) as writer:
+        writer.write_table(table)
+    raw = sink.getvalue()
+    return _LZ4.compress(raw, asbytes=True), raw.size
+
+
+def decode_recent(data: bytes, raw_size: int) -> pa.Table:
+    raw = _LZ4.decompress(data, decompressed_size=raw_size)
+    return pa.ipc.open_stream(raw).read_all()
+
+
+def _as_recent(table: pa.Table) -> pa.Table:
+    """Event columns in ``RECENT_SCHEMA`` (segments of revision 0002's data migration hold
+    plain strings where it has dictionaries)."""
+    if table.schema == RECENT_SCHEMA:
+        return table
+    return pa.Table.from_arrays(
+        [table[f.name].cast(f.type) for f in RECENT_SCHEMA], schema=RECENT_SCHEMA
+    )
+
+
+_Row = tuple[int, int, int, int, int, int, bytes]
+
+
+def _insert(conn: Connection, rows: list[_Row]) -> None:
+    """Rows of ``recent_event_blocks`` through the driver (thousands of blobs a session)."""
+    if not rows:
+        return
+    marks = "%s" if conn.dialect.name == "postgresql" else "?"
+    sql = (
+        "INSERT INTO recent_event_blocks (part, gen, rows, ts_min, ts_max, raw_size, data) "
+        f"VALUES ({', '.join([marks] * 7)})"
+    )
+    cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.executemany(sql, rows)
+    finally:
+        cur.close()
+
+
+def _block_row(part: int, gen: int, table: pa.Table) -> _Row:
+    data, raw_size = encode_recent(table)
+    ts = table["submitted_ts"]
+    return (
+        part,
+        gen,
+        table.num_rows,
+        int(pc.min(ts).as_py()),
+        int(pc.max(ts).as_py()),
+        raw_size,
+        data,
+    )
+
+
+def _newest_first(table: pa.Table) -> pa.Array:
+    """Row order: newest submission first (ties: newest done time first)."""
+    done = pc.fill_null(table["done_ts"], 0)
+    return pc.sort_indices(
+        pa.table({"s": table["submitted_ts"], "d": done}),
+        sort_keys=[("s", "descending"), ("d", "descending")],
+    )
+
+
+def horizon(conn: Connection) -> int | None:
+    """UTC epoch seconds from which the index holds every event (None: it holds nothing)."""
+    t = recent_event_blocks
+    newest = conn.execute(sa.select(sa.func.max(t.c.ts_max))).scalar_one_or_none()
+    return None if newest is None else int(newest) - RECENT_DAYS * _DAY_S
+
+
+def read_recent(
+    conn: Connection, msisdn: int, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """From the index: the subscriber's newest events no older than the horizon (at most
+    ``limit``, newest first), and the horizon (None: the index is empty). Every event of the
+    subscriber since the horizon is among them; older ones are for the segments to supply."""
+    cutoff = horizon(conn)
+    if cutoff is None:
+        return [], None
+    t = recent_event_blocks
+    found = []
+    for raw_size, data in conn.execute(
+        sa.select(t.c.raw_size, t.c.data).where(t.c.part == msisdn % RECENT_PARTS)
+    ):
+        table = decode_recent(data, raw_size)
+        m = table["msisdn"].to_numpy()  # sorted within a block
+        a, b = np.searchsorted(m, msisdn, "left"), np.searchsorted(m, msisdn, "right")
+        if b > a:
+            found.append(table.slice(int(a), int(b - a)))
+    if not found:
+        return [], cutoff
+    table = pa.concat_tables(found)
+    table = table.filter(pc.greater_equal(table["submitted_ts"], cutoff))
+    rows: list[dict[str, Any]] = table.take(_newest_first(table)).slice(0, limit).to_pylist()
+    return rows, cutoff
+
+
+class RecentIndexWriter:
+    """Appends an ingest session's new events to the index, inside its transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pending: list[pa.Table] = []
+        self._rows = 0
+
+    def add(self, events: pa.Table) -> None:
+        """New (not previously stored) events, with the columns of ``EVENT_SCHEMA``."""
+        self._pending.append(events)
+        self._rows += events.num_rows
+        if self._rows >= RECENT_FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered events as one generation of every partition they touch; drop
+        the generations past the horizon; merge partitions that have too many."""
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._rows = [], 0
+        cutoff = horizon(self._conn)
+        newest = int(pc.max(table["submitted_ts"]).as_py())
+        if cutoff is not None and newest < cutoff:
+            return  # a back-fill older than the horizon: the segments have it
+        m = table["msisdn"].to_numpy()
+        part = m % RECENT_PARTS
+        # By partition, then MSISDN (below 2**50): a look-up slices its rows out of a block.
+        order = np.argsort((part << _MSISDN_BITS) | m, kind="stable")
+        table = _as_recent(table.take(pa.array(order)))
+        part = part[order]
+        starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
+        ends = np.r_[starts[1:], len(part)]
+        gen = self._next_gen()
+        rows = [
+            _block_row(int(part[a]), gen, table.slice(a, b - a))
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+        _insert(self._conn, rows)
+        self._expire()
+        self._merge_crowded([r[0] for r in rows])
+
+    def _next_gen(self) -> int:
+        t = recent_event_blocks
+        top = self._conn.execute(sa.select(sa.func.max(t.c.gen))).scalar_one_or_none()
+        return int(top or 0) + 1
+
+    def _expire(self) -> None:
+        cutoff = horizon(self._conn)
+        if cutoff is not None:
+            t = recent_event_blocks
+            self._conn.execute(t.delete().where(t.c.ts_max < cutoff))
+
+    def _merge_crowded(self, parts: list[int]) -> None:
+        t = recent_event_blocks
+        q = sa.select(t.c.part).group_by(t.c.part).having(sa.func.count() > RECENT_MAX_GENERATIONS)
+        if len(parts) <= 500:  # a few live reports: look at their partitions only
+            q = q.where(t.c.part.in_(parts))
+        touched = set(parts)
+        crowded = [int(p) for (p,) in self._conn.execute(q) if int(p) in touched]
+        if crowded:
+            self.merge(crowded)
+
+    def merge(self, parts: Iterable[int]) -> None:
+        """Merge all generations of each of ``parts`` into one (the newest number)."""
+        t = recent_event_blocks
+        for p in parts:
+            gens = self._conn.execute(
+                sa.select(t.c.gen, t.c.raw_size, t.c.data).where(t.c.part == p)
+            ).all()
+            if len(gens) < 2:
+                continue
+            merged = pa.concat_tables([decode_recent(d, n) for _, n, d in gens])
+            merged = merged.take(pc.sort_indices(merged["msisdn"]))
+            self._conn.execute(t.delete().where(t.c.part == p))
+            _insert(self._conn, [_block_row(p, max(g for g, _, _ in gens), merged)])
+
+    def purge(self, cutoff: int) -> None:
+        """Drop events submitted before ``cutoff`` (UTC epoch seconds)."""
+        t = recent_event_blocks
+        self._conn.execute(t.delete().where(t.c.ts_max < cutoff))
+        keys = self._conn.execute(sa.select(t.c.part, t.c.gen).where(t.c.ts_min < cutoff)).all()
+        for p, gen in keys:
+            where = (t.c.part == p, t.c.gen == gen)
+            raw_size, data = self._conn.execute(
+                sa.select(t.c.raw_size, t.c.data).where(*where)
+            ).one()
+            table = decode_recent(data, raw_size)
+            kept = table.filter(pc.greater_equal(table["submitted_ts"], cutoff))
+            self._conn.execute(t.delete().where(*where))
+            if kept.num_rows:
+                _insert(self._conn, [_block_row(p, gen, kept)])
