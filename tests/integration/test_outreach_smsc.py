@@ -330,3 +330,18 @@ def test_unmatched_receipts_are_kept_for_inspection(
     assert kept["state"] == "unmatched"
     assert kept["stat"] == "DELIVRD"
     assert "elsewhere" in kept["text"]
+
+
+def test_the_same_dispatcher_sends_again_after_a_finished_round(
+    store: SqlOutbox, outcomes: FixedOutcomes
+) -> None:
+    # The daemon's dispatch job and the demo reuse one dispatcher: its SMPP link is opened
+    # and closed once per round and must open again the next time.
+    with SmscSimulator(SmscConfig(), outcomes) as smsc:
+        d = dispatcher(store, smsc)
+        planner(store).plan(candidates(["+8613800138001"]))
+        first = d.dispatch_once(receipt_wait_s=10)
+        planner(store).plan(candidates(["+8613800138002"]))
+        second = d.dispatch_once(receipt_wait_s=10)
+    assert (first.accepted, second.accepted) == (1, 1)
+    assert store.status().contacts == {"delivered": 2}
