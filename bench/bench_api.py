@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -30,6 +29,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+
+from machine_info import machine  # bench/machine_info.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 DAYS = 30
@@ -45,20 +46,6 @@ request = function()
   return wrk.format("GET", path)
 end
 """
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
-
-
-# -- data ----------------------------------------------------------------------------------
 
 
 def _event_sql(dialect: str, day: int, n: int) -> str:

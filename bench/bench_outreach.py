@@ -23,7 +23,6 @@ import bisect
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -36,25 +35,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from machine_info import machine  # bench/machine_info.py, beside this script
+
 from mmsq.adapters.smpp_client import SmppConfig, SmppGateway
 from mmsq.outbox import GatewayEvent, SubmitRequest, SubmitResult
 
 WARMUP_S = 3.0
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = os.getloadavg()[0]
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}, "
-        f"load average {load:.1f} at the end"
-    )
 
 
 def free_port() -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from machine_info import machine  # bench/machine_info.py, beside this script
 
 AS_OF = date(2026, 11, 22)
 
@@ -61,19 +62,6 @@ SELECT
   count(*) FILTER (WHERE mst IS NULL AND (bst = 'active' OR pst = 'active')) AS missing_in_misc
 FROM x
 """
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
 def run_child(args: list[str], env: dict[str, str], out: Path) -> tuple[float, float, int]:

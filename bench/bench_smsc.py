@@ -12,30 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from machine_info import machine  # bench/machine_info.py, beside this script
 
 HEADER = struct.Struct(">IIII")
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
 def submit_pdu(sequence: int, msisdn: bytes, text: bytes, receipt: bool) -> bytes:
