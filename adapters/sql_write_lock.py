@@ -10,10 +10,14 @@ take turns, chunk by chunk. PostgreSQL needs none of this.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
 
 import pandas as pd
 
+from mmsq.adapters.sql_ingest_session import SqlIngestSession
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.domain import QuarantinedRecord
 from mmsq.ports import StoredChunk
@@ -54,3 +58,23 @@ class SerialisedWrites:
     def purge_events(self, before: datetime) -> int:
         with self._lock:
             return int(self.store.purge_events(before))
+
+    @contextmanager
+    def ingest_session(self) -> Iterator[SqlIngestSession]:
+        """One source's ingest transaction, holding the lock until it commits."""
+        with self._lock, self.store.ingest_session() as session:
+            yield session
+
+    # Reads need no turn.
+
+    def recent_events(self, msisdn: str, limit: int = 20) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.store.recent_events(msisdn, limit)
+        return rows
+
+    def daily_aggregates(self, first_day: date, last_day: date) -> pd.DataFrame:
+        frame: pd.DataFrame = self.store.daily_aggregates(first_day, last_day)
+        return frame
+
+    def edition_stats(self, first_day: date, last_day: date) -> pd.DataFrame:
+        frame: pd.DataFrame = self.store.edition_stats(first_day, last_day)
+        return frame

@@ -121,14 +121,15 @@ def build_app(settings: Settings, *, check_schema: bool = True) -> App:
 
 def weekly_report_job(app: App) -> Callable[[], ReportRun]:
     """The weekly report as a job for the daemon's scheduler (``report.schedule``)."""
-    from mmsq.adapters.smtp_mailer import SmtpConfig, SmtpMailer
-    from mmsq.adapters.sql_report import SqlReportSource
-    from mmsq.report import ReportConfig, send_weekly_report
-    from mmsq.report_devices import load_device_table
-
     settings = app.settings
 
     def run() -> ReportRun:
+        # Imported when the job runs: building the daemon does not depend on the report stack.
+        from mmsq.adapters.smtp_mailer import SmtpConfig, SmtpMailer
+        from mmsq.adapters.sql_report import SqlReportSource
+        from mmsq.report import ReportConfig, send_weekly_report
+        from mmsq.report_devices import load_device_table
+
         return send_weekly_report(
             SqlReportSource(app.store.engine),
             SmtpMailer(SmtpConfig.from_settings(settings.report)),

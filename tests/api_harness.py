@@ -29,6 +29,7 @@ from mmsq.mms import MmsContent, MmsPart, MmsSubmission, SubmitOutcome, SubmitRe
 from mmsq.mms_content import OutboxContent
 from mmsq.mms_outbox import MmsOutbox, OutboxPolicy
 from mmsq.msisdn import MsisdnNormaliser
+from mmsq.ports import Clock
 from mmsq.recovery import STATE_COLUMNS, TRANSITION_COLUMNS
 from mmsq.rules_loader import load_rules
 from mmsq.settings import ApiSettings, Settings
@@ -76,7 +77,7 @@ def subscribe_all(engine: sa.Engine, clock: FixedClock) -> None:
         )
 
 
-def suspend_by_mmsq(engine: sa.Engine, clock: FixedClock, msisdn: str) -> None:
+def suspend_by_mmsq(engine: sa.Engine, clock: Clock, msisdn: str) -> None:
     """Put a subscriber in recovery state ``suspended`` (as a scoring run would)."""
     at = pd.Timestamp(clock.now() - timedelta(days=2))
     day = (clock.now() - timedelta(days=2)).date().isoformat()

@@ -52,7 +52,9 @@ class _DeferredApp:
 
 def _document() -> dict[str, Any]:
     # The document depends only on the routes, not on the services behind them.
-    stub = cast(ApiServices, SimpleNamespace(max_body_bytes=4096, audit=None, clock=None, threads=4))
+    stub = cast(
+        ApiServices, SimpleNamespace(max_body_bytes=4096, audit=None, clock=None, threads=4)
+    )
     return create_app(stub).openapi()
 
 
