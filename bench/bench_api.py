@@ -333,6 +333,10 @@ def wrk(
                 f"-c{args.connections}",
                 f"-d{args.duration}s",
                 "--latency",
+                # A slow endpoint must still be measured: wrk's default 2 s timeout drops the
+                # latency of every request slower than that.
+                "--timeout",
+                "30s",
                 "-s",
                 script,
                 f"http://127.0.0.1:{port}",
@@ -354,13 +358,13 @@ def wrk(
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:.*", out)
+    errors = re.search(r"Socket errors:.*timeout (\d+)", out)
     return {
         "rps": rps,
         "p50": ms("50"),
         "p99": ms("99"),
         "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-        "socket_errors": 1.0 if errors else 0.0,
+        "timeouts": float(errors.group(1)) if errors else 0.0,
     }
 
 
@@ -443,16 +447,16 @@ def main() -> int:
         f"{args.subscribers * DAYS * 2:,} events; wrk -t2 -c{args.connections} -d{args.duration}s"
     )
     print(
-        "| database | endpoint | requests/s | p50 ms | p99 ms | non-2xx | data generation "
-        "| load average after (1, 5, 15 min) |"
+        "| database | endpoint | requests/s | p50 ms | p99 ms | non-2xx | timeouts (30 s) "
+        "| data generation | load average after (1, 5, 15 min) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for ep in ("diagnosis", "bare"):
             f: dict[str, float] = r[ep]  # type: ignore[assignment]
             print(
                 f"| {r['db']} | {ep} | {f['rps']:,.0f} | {f['p50']:.1f} | {f['p99']:.1f} | "
-                f"{f['non2xx']:.0f} | {r['gen_s']:.0f} s | {r['load']} |"
+                f"{f['non2xx']:.0f} | {f['timeouts']:.0f} | {r['gen_s']:.0f} s | {r['load']} |"
             )
     print("target: diagnosis >= 500 requests/s with p99 <= 100 ms on PostgreSQL")
     return 0
