@@ -5,6 +5,8 @@ Each report is parsed with ``mm7_soap.parse_delivery_report`` and handed to ``Re
 logic expect:
 
 - stored or duplicate: HTTP 200, DeliveryReportRsp 1000 in the peer's namespace;
+- a report of an MM mmsq sent itself (a recovery probe, a resend) is first correlated by its
+  MessageID (``correlate``, the MM7 outbox) and stored under that MM's edition;
 - unreadable (not XML, a DTD, no MMStatus, ...) or refused by ingest (an invalid recipient):
   quarantined with the reason, HTTP 400 with a SOAP Client Fault carrying RSErrorRsp 2007
   "Message format corrupt": a 2xxx code tells the MMSC not to send the same thing again;
@@ -15,6 +17,7 @@ logic expect:
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from uuid import uuid4
 
 import structlog
@@ -24,13 +27,15 @@ from starlette.concurrency import run_in_threadpool
 from mmsq.adapters.mm7_soap import (
     DEFAULT_NS,
     SOAP_ENV,
+    Mm7DeliveryReport,
     Mm7ParseError,
     build_delivery_report_rsp,
     parse_delivery_report,
 )
-from mmsq.report_intake import IntakeOutcome, ReportIntake
+from mmsq.domain import DeliveryReport
+from mmsq.report_intake import IntakeOutcome, IntakeResult, ReportIntake
 
-__all__ = ["SOURCE", "build_rs_error_fault", "mm7_delivery_report_router"]
+__all__ = ["SOURCE", "Correlate", "build_rs_error_fault", "mm7_delivery_report_router"]
 
 log = structlog.get_logger("mmsq.mm7_vasp")
 
@@ -71,9 +76,23 @@ def build_rs_error_fault(
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + xml.encode("utf-8")
 
 
-def mm7_delivery_report_router(intake: ReportIntake, path: str = "/mm7/dr") -> APIRouter:
-    """A router with ``POST path`` for MM7 DeliveryReportReq."""
+Correlate = Callable[[Mm7DeliveryReport], DeliveryReport | None]
+
+
+def mm7_delivery_report_router(
+    intake: ReportIntake, path: str = "/mm7/dr", correlate: Correlate | None = None
+) -> APIRouter:
+    """A router with ``POST path`` for MM7 DeliveryReportReq.
+
+    ``correlate`` sees each report first: it returns the report to store when the report
+    belongs to an MM mmsq sent (with that MM's number and edition), None otherwise (the report
+    is then stored as it came).
+    """
     router = APIRouter()
+
+    def store(report: Mm7DeliveryReport) -> IntakeResult:
+        matched = correlate(report) if correlate is not None else None
+        return intake.accept(SOURCE, matched or report.to_report())
 
     @router.post(path, include_in_schema=False)
     async def delivery_report(request: Request) -> Response:
@@ -88,7 +107,7 @@ def mm7_delivery_report_router(intake: ReportIntake, path: str = "/mm7/dr") -> A
             except Mm7ParseError as exc:
                 return await _malformed(intake, body, str(exc))
             try:
-                result = await run_in_threadpool(intake.accept, SOURCE, report.to_report())
+                result = await run_in_threadpool(store, report)
             except Exception as exc:
                 intake.failed()
                 log.error(

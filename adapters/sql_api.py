@@ -1,8 +1,10 @@
 """SQL adapter for the agent API: agents, audit trail, resends, and the read side of the
 event store that diagnosis needs (last deliveries, device, latest edition).
 
-Implements ``AgentStore``, ``AuditLog``, ``ResendStore``, ``DeliveryHistory``, ``DeviceLookup``
-and ``EditionSource``. The audit trail is only ever inserted into and read.
+Implements ``AgentStore``, ``AuditLog``, ``ResendStore``, ``DeliveryHistory``, ``DeviceStore``
+and ``EditionSource``. Events and devices are read through ``SqlStore.recent_events`` and
+``SqlStore.device`` (columnar blocks; never the tables). The audit trail is only ever inserted
+into and read.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mmsq.adapters.sql_api_schema import api_agents, api_audit, api_resends
-from mmsq.adapters.sql_schema import delivery_events, subscriber_devices
+from mmsq.adapters.sql_store import SqlStore
 from mmsq.agents import Agent, AgentExistsError, AgentNotFoundError, Role
 from mmsq.audit import AuditEntry, AuditPage, AuditQuery
-from mmsq.diagnosis import DeliveryRecord, DeviceInfo
-from mmsq.resend import DuplicateResendKeyError, Resend, ResendStatus
+from mmsq.diagnosis import DeliveryRecord, StoredDevice
+from mmsq.mms import PROBE_EDITION
+from mmsq.resend import DuplicateResendKeyError, Resend
 
 __all__ = ["SqlApiStore"]
 
@@ -61,54 +64,21 @@ def _resend(row: Any) -> Resend:
         complaint_id=row.complaint_id,
         priority=row.priority,
         resume_on_delivery=bool(row.resume_on_delivery),
-        status=ResendStatus(row.status),
         created_at=_utc(row.created_at),  # type: ignore[arg-type]
-        submitted_at=_utc(row.submitted_at),
-        done_at=_utc(row.done_at),
-        message_id=row.message_id,
-        cause=row.cause,
     )
-
-
-_DELIVERY_COLUMNS = (
-    delivery_events.c.msisdn,
-    delivery_events.c.edition,
-    delivery_events.c.message_id,
-    delivery_events.c.submitted_ts,
-    delivery_events.c.done_ts,
-    delivery_events.c.status_source,
-    delivery_events.c.status_code,
-    delivery_events.c.error_code,
-    delivery_events.c.cause,
-    delivery_events.c.final,
-)
 
 
 class SqlApiStore:
     """The agent API's persistence on a SQLAlchemy engine (shared with the event store)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, events: SqlStore | None = None) -> None:
         self.engine = engine
+        self.events = events or SqlStore(engine)
         # Single-statement reads and the audit insert run in autocommit: each is atomic on its
         # own, and it saves the BEGIN and ROLLBACK/COMMIT round trips per statement (a third
         # of a diagnosis's database time on PostgreSQL).
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         m: sa.BindParameter[str] = sa.bindparam("msisdn")
-        self._q_deliveries = (
-            sa.select(*_DELIVERY_COLUMNS)
-            .where(delivery_events.c.msisdn == m)
-            .order_by(delivery_events.c.submitted_ts.desc())
-            .limit(sa.bindparam("limit"))
-        )
-        self._q_device = sa.select(subscriber_devices.c.tac, subscriber_devices.c.seen_ts).where(
-            subscriber_devices.c.msisdn == m
-        )
-        self._q_latest_edition = (
-            sa.select(delivery_events.c.edition)
-            .where(delivery_events.c.msisdn == m, delivery_events.c.edition.is_not(None))
-            .order_by(delivery_events.c.submitted_ts.desc())
-            .limit(1)
-        )
         self._q_resends_for = (
             sa.select(api_resends)
             .where(api_resends.c.msisdn == m)
@@ -248,7 +218,6 @@ class SqlApiStore:
             "complaint_id": resend.complaint_id,
             "priority": resend.priority,
             "resume_on_delivery": resend.resume_on_delivery,
-            "status": resend.status.value,
             "created_at": _utc(resend.created_at),
         }
         try:
@@ -267,59 +236,36 @@ class SqlApiStore:
             rows = conn.execute(self._q_resends_for, {"msisdn": msisdn, "limit": limit})
             return [_resend(r) for r in rows]
 
-    def queued_resends(self, limit: int) -> Sequence[Resend]:
-        q = (
-            sa.select(api_resends)
-            .where(api_resends.c.status == ResendStatus.QUEUED.value)
-            .order_by(api_resends.c.priority, api_resends.c.created_at)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [_resend(r) for r in conn.execute(q)]
-
-    def update_resend(self, resend: Resend) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                api_resends.update()
-                .where(api_resends.c.id == resend.id)
-                .values(
-                    status=resend.status.value,
-                    cause=resend.cause,
-                    message_id=resend.message_id,
-                    submitted_at=_utc(resend.submitted_at),
-                    done_at=_utc(resend.done_at),
-                )
-            )
-
-    # -- DeliveryHistory, DeviceLookup, EditionSource ---------------------------------------
+    # -- DeliveryHistory, DeviceStore, EditionSource (through the event store) ----------
 
     def last_deliveries(self, msisdn: str, limit: int) -> Sequence[DeliveryRecord]:
-        with self._auto.connect() as conn:
-            rows = conn.execute(self._q_deliveries, {"msisdn": msisdn, "limit": limit}).all()
         return [
             DeliveryRecord(
-                msisdn=r.msisdn,
-                edition=r.edition,
-                message_id=r.message_id,
-                submitted_at=_from_ts(r.submitted_ts),  # type: ignore[arg-type]
-                done_at=_from_ts(r.done_ts),
-                status_source=r.status_source,
-                status_code=r.status_code,
-                error_code=r.error_code,
-                cause=r.cause,
-                final=bool(r.final),
+                msisdn=r["msisdn"],
+                edition=r["edition"],
+                message_id=r["message_id"],
+                submitted_at=_from_ts(r["submitted_ts"]),  # type: ignore[arg-type]
+                done_at=_from_ts(r["done_ts"]),
+                status_source=r["status_source"],
+                status_code=r["status_code"],
+                error_code=r["error_code"],
+                cause=r["cause"],
+                final=bool(r["final"]),
             )
-            for r in rows
+            for r in self.events.recent_events(msisdn, limit)
         ]
 
-    def device(self, msisdn: str) -> DeviceInfo | None:
-        with self._auto.connect() as conn:
-            row = conn.execute(self._q_device, {"msisdn": msisdn}).first()
-        return DeviceInfo(tac=row.tac, seen_at=_from_ts(row.seen_ts)) if row else None
+    def stored_device(self, msisdn: str) -> StoredDevice | None:
+        row = self.events.device(msisdn)
+        if row is None or not row.get("tac"):
+            return None
+        return StoredDevice(tac=row["tac"], seen_at=_from_ts(row["seen_ts"]), imei=row["imei"])
 
     def latest_edition(self, product: str, msisdn: str) -> str | None:
-        """The newest edition mmsq sent to this subscriber: the event store knows editions but
-        not products, so this stands in until the subscription store lists editions."""
-        with self._auto.connect() as conn:
-            value = conn.execute(self._q_latest_edition, {"msisdn": msisdn}).scalar()
-        return str(value) if value else None
+        """The newest edition sent to this subscriber (not a recovery probe): the event store
+        knows editions but not products, so this stands in until editions are listed per
+        product."""
+        for r in self.events.recent_events(msisdn, 10):
+            if r["edition"] and r["edition"] != PROBE_EDITION:
+                return str(r["edition"])
+        return None

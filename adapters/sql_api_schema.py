@@ -2,6 +2,8 @@
 
 The audit trail is append-only: migration ``api`` adds triggers refusing UPDATE and DELETE
 (and TRUNCATE on PostgreSQL). Idempotency keys live on the resends themselves, unique per agent.
+A resend's sending state is its MM7 outbox item's (``mms_outbox``, kind ``resend``, reference =
+the resend id); migration ``api_outbox`` dropped the columns that held it before.
 """
 
 from __future__ import annotations
@@ -85,15 +87,11 @@ api_resends = Table(
     Column("edition_requested", String(80)),
     Column("reason", Text, nullable=False),
     Column("complaint_id", String(64)),
-    Column("priority", SmallInteger, nullable=False, comment="lower is sooner; bulk is 100"),
+    Column(
+        "priority", SmallInteger, nullable=False, comment="MM7 outbox priority; higher is sooner"
+    ),
     Column("resume_on_delivery", Boolean, nullable=False),
-    Column("status", String(12), nullable=False),
-    Column("cause", String(64)),
-    Column("message_id", String(80)),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("submitted_at", DateTime(timezone=True)),
-    Column("done_at", DateTime(timezone=True)),
     UniqueConstraint("agent_id", "idempotency_key", name="uq_api_resends_agent_key"),
     Index("ix_api_resends_msisdn_created", "msisdn", "created_at"),
-    Index("ix_api_resends_queue", "status", "priority", "created_at"),
 )

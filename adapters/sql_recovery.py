@@ -397,3 +397,34 @@ class SqlRecoveryStore:
                     summary=summary,
                 )
             )
+
+    # -- one subscriber (diagnosis) ------------------------------------------------------
+
+    def state_for(self, msisdn: str) -> dict[str, Any] | None:
+        """One subscriber's state row as plain values (no frame: an agent's diagnosis reads
+        this per request), or None while the subscriber is ``active``."""
+        t = recovery_states
+        q = sa.select(
+            t.c.state,
+            t.c.verdict,
+            t.c.reason,
+            t.c.since_ts,
+            sa.cast(t.c.suspended_day, sa.String).label("suspended_day"),
+            t.c.probes_sent,
+            t.c.last_probe_ts,
+        ).where(t.c.msisdn == msisdn)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else {"msisdn": msisdn, **row._mapping}
+
+    def recent_transitions(self, msisdn: str, limit: int) -> list[dict[str, Any]]:
+        """One subscriber's latest transitions, newest first (``at_ts`` in UTC seconds)."""
+        t = recovery_transitions
+        q = (
+            sa.select(t.c.at_ts, t.c.from_state, t.c.to_state, t.c.event, t.c.cause, t.c.evidence)
+            .where(t.c.msisdn == msisdn)
+            .order_by(t.c.at_ts.desc(), t.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]

@@ -184,6 +184,34 @@ class SqlSubscriptionStore(SqlBulkLoad, SqlStore):  # type: ignore[misc]
             },
         )
 
+    def subscriptions_of(self, msisdn: str) -> list[Subscription]:
+        """Every stored (MSISDN, product) of one E.164 MSISDN, by product (one indexed read:
+        the key starts with the MSISDN)."""
+        q = (
+            sa.select(subscriptions)
+            .where(subscriptions.c.msisdn == msisdn)
+            .order_by(subscriptions.c.product)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        out = []
+        for row in rows:
+            r = row._mapping
+            out.append(
+                Subscription(
+                    msisdn=r["msisdn"],
+                    product=r["product"],
+                    state=SubscriptionState(
+                        _status(r["status"]), r["status_ts"], r["since_ts"], r["channel"]
+                    ),
+                    sources={
+                        s: SourceView(_status(r[f"{s.value}_status"]), r[f"{s.value}_as_of"])
+                        for s in Source
+                    },
+                )
+            )
+        return out
+
     def apply_event(
         self,
         event: SubscriptionEvent,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,6 @@ from mmsq.blacklist import BlacklistService
 from mmsq.classify import Classifier
 from mmsq.daemon import Daemon
 from mmsq.devices import DeviceCatalogue, load_devices
-from mmsq.diagnosis import DiagnosisSource
 from mmsq.health import HealthRegistry
 from mmsq.housekeeping import RetentionPurgeJob
 from mmsq.inbox import InboxIngestJob
@@ -32,7 +31,6 @@ from mmsq.reconcile import ReconcileService
 from mmsq.recovery import RecoveryService
 from mmsq.report import ReportRun
 from mmsq.report_intake import ReportIntake
-from mmsq.resend import DeliverySuspension, EditionSource
 from mmsq.rules_loader import load_rules
 from mmsq.rules_model import RuleSet
 from mmsq.scoring_ports import SubscriptionStatusLookup
@@ -42,24 +40,29 @@ from mmsq.settings import JobSchedule, Settings
 from mmsq.shutdown import ShutdownHooks
 from mmsq.subscription_events import SubscriptionEventService
 from mmsq.subscription_import import SnapshotImportService
-from mmsq.subscription_lookup import SubscriptionLookup
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
+    from fastapi import APIRouter, FastAPI
     from starlette.types import ASGIApp
 
     from mmsq.adapters.http_server import ThreadedHttpServer
     from mmsq.adapters.mm7_client import Mm7ClientConfig
+    from mmsq.adapters.mm7_soap import Mm7DeliveryReport
+    from mmsq.adapters.mm7_vasp import Correlate
     from mmsq.adapters.scheduler import ApsScheduler
     from mmsq.adapters.smpp_client import SmppGateway
     from mmsq.adapters.sql_outbox import SqlOutbox
     from mmsq.adapters.sql_report import SqlReportSource
     from mmsq.api.services import ApiServices
+    from mmsq.diagnosis import RecoveryReader
     from mmsq.dispatch import Dispatcher
+    from mmsq.domain import DeliveryReport
     from mmsq.mms import MmsGateway
+    from mmsq.mms_dispatcher import MmsDispatcher
     from mmsq.mms_outbox import MmsOutbox
     from mmsq.outbox import OutreachMetrics
     from mmsq.outreach_plan import OutreachPlanner
+    from mmsq.resend import ResendOutbox
 
 __all__ = [
     "OPTIONAL_JOBS",
@@ -148,6 +151,8 @@ def weekly_report_job(app: App) -> Callable[[], ReportRun]:
     settings = app.settings
 
     def run() -> ReportRun:
+        # Imported when the job runs: building the daemon does not depend on the report stack.
+
         return send_weekly_report(
             report_source(app),
             SmtpMailer(SmtpConfig.from_settings(settings.report)),
@@ -351,22 +356,75 @@ def _core_health_checks(health: HealthRegistry, store: SqlStore, scheduler: ApsS
     health.add("scheduler", scheduler.health)
 
 
+def _outbox_and_api(
+    app: App, hooks: ShutdownHooks, resources: ExitStack
+) -> tuple[MmsDispatcher, FastAPI, Correlate]:
+    """The daemon's MM7 outbox and agent API.
+
+    The outbox's dispatcher starts with the daemon and stops in a shutdown hook; delivery
+    reports are correlated with the outbox before they are stored (``correlate``); delivered
+    probes and resends reach the recovery service. The API is built on the same outbox and
+    recovery service; its audit writer is closed by a hook, and again after the HTTP server
+    stopped (a request that was still running meanwhile).
+    """
+    from mmsq.api import create_app
+    from mmsq.delivery_feedback import connect_recovery
+    from mmsq.mms_dispatcher import MmsDispatcher
+
+    outbox = resources.enter_context(mms_outbox(app))
+    dispatcher = MmsDispatcher(outbox, app.clock)
+    scoring = build_scoring(app)
+    connect_recovery(outbox, scoring.recovery)
+    api = create_app(
+        build_api_services(
+            app.settings,
+            app.store.engine,
+            outbox=outbox,
+            recovery=scoring.recovery,
+            clock=app.clock,
+        )
+    )
+    audit_writer = api.state.audit_writer
+    hooks.add("mm7_outbox", lambda: _stop_dispatcher(dispatcher))
+    hooks.add("api_audit", audit_writer.close)
+    resources.callback(audit_writer.close)
+
+    def correlate(report: Mm7DeliveryReport) -> DeliveryReport | None:
+        matched = outbox.on_delivery_report(report)
+        return matched.delivery_report() if matched is not None else None
+
+    return dispatcher, api, correlate
+
+
+def _stop_dispatcher(dispatcher: MmsDispatcher) -> None:
+    """A shutdown hook: the SubmitReq in flight are answered first (bounded)."""
+    if not dispatcher.stop(timeout=30.0):
+        raise TimeoutError(
+            "the MM7 dispatcher did not stop within 30 s; items in flight are recovered "
+            "after their lease"
+        )
+
+
 def build_daemon(
     settings: Settings,
     *,
     routers: Sequence[APIRouter] = (),
     mounts: Sequence[tuple[str, ASGIApp]] = (),
 ) -> DaemonApp:
-    """Everything `mmsq daemon` runs; `routers`/`mounts` add HTTP routes (the agent API)."""
+    """Everything `mmsq daemon` runs: the jobs, the HTTP server (MM7 delivery reports, probes,
+    metrics, the agent API under /v1), the MM7 outbox dispatcher. `routers`/`mounts` add more
+    HTTP routes."""
     # Imported here so that the other commands do not pay for the web and scheduler stacks.
     from mmsq.adapters.daemon_http import create_http_app
     from mmsq.adapters.http_server import ThreadedHttpServer
     from mmsq.adapters.mm7_vasp import mm7_delivery_report_router
     from mmsq.adapters.scheduler import ApsScheduler
     from mmsq.adapters.sql_write_lock import SerialisedWrites
+    from mmsq.api.routes import PREFIX as API_PREFIX
 
     cfg = settings.daemon
     app = build_app(settings)
+    resources = ExitStack()
     try:
         # Several threads write here (jobs, the MM7 endpoint): on SQLite they take turns.
         store: EventStore = app.store
@@ -393,25 +451,40 @@ def build_daemon(
         )
         _core_health_checks(health, app.store, scheduler)
         intake = ReportIntake(ingest, store, metrics, app.clock)
+        dispatcher, api, correlate = _outbox_and_api(app, hooks, resources)
         http_app = create_http_app(
             health=health,
             metrics=metrics,
-            routers=[mm7_delivery_report_router(intake, cfg.mm7_dr_path), *routers],
-            mounts=mounts,
+            routers=[
+                mm7_delivery_report_router(intake, cfg.mm7_dr_path, correlate=correlate),
+                *routers,
+            ],
+            mounts=[(API_PREFIX, api), *mounts],
         )
         http = ThreadedHttpServer(
             http_app, cfg.host, cfg.port, graceful_s=min(10.0, cfg.shutdown_grace_s)
         )
+
+        def close() -> None:
+            try:
+                resources.close()
+            finally:
+                app.close()
+
         daemon = Daemon(
             scheduler=scheduler,
             http=http,
             hooks=hooks,
             shutdown_grace_s=cfg.shutdown_grace_s,
             stop_event=stop_event,
-            on_close=app.close,
+            on_close=close,
+            on_start=[dispatcher.start],
         )
     except BaseException:
-        app.close()
+        try:
+            resources.close()
+        finally:
+            app.close()
         raise
     return DaemonApp(
         app, daemon, jobs, runner, health, hooks, metrics, scheduler, http, unavailable
@@ -570,55 +643,56 @@ def build_api_services(
     settings: Settings,
     engine: Engine,
     *,
-    subscriptions: SubscriptionLookup | None = None,
-    diagnosis_source: DiagnosisSource | None = None,
-    editions: EditionSource | None = None,
-    suspension: DeliverySuspension | None = None,
+    outbox: ResendOutbox,
+    recovery: RecoveryReader | None = None,
     clock: Clock | None = None,
 ) -> ApiServices:
-    """The agent API's services on ``engine`` (the event store's). Pieces built elsewhere
-    (the subscription store, scoring) are passed in; each defaults to what exists today:
-    the ``[api] subscriptions_csv`` file (or no subscriptions at all), a verdict from the delivery
-    history, the latest edition sent to the subscriber. Raises RulesError."""
+    """The agent API's services on ``engine`` (the event store's): subscriptions from the
+    subscription store, deliveries and devices from the event store, verdict, recovery state
+    and remedies from ``recovery`` (default: a RecoveryService on the same database), resends
+    queued in ``outbox`` (the MM7 outbox; whoever built it dispatches it). Raises RulesError."""
     from mmsq.adapters.sql_api import SqlApiStore
-    from mmsq.adapters.subscriptions_csv import load_subscriptions_csv
     from mmsq.agents import AgentService
     from mmsq.api.services import ApiServices
     from mmsq.complaint_cases import load_complaint_cases
-    from mmsq.diagnosis import AssessmentSuspension, DiagnosisService, HistoryDiagnosisSource
+    from mmsq.diagnosis import DeviceProfiles, DiagnosisService
     from mmsq.rate_limit import RateLimiter
-    from mmsq.resend import ResendService
-    from mmsq.subscription_lookup import InMemorySubscriptions
+    from mmsq.resend import RecoverySuspension, ResendService
+    from mmsq.subscription_lookup import StoreSubscriptions
 
     api = settings.api
     clock = clock or SystemClock()
     normaliser = MsisdnNormaliser(settings.ingest.default_region)
     store = SqlApiStore(engine)
     cases = load_complaint_cases(settings.rules.dir)
-    if subscriptions is None:
-        if api.subscriptions_csv is not None:
-            subscriptions = load_subscriptions_csv(api.subscriptions_csv, normaliser).lookup
-        else:
-            subscriptions = InMemorySubscriptions()
-    source = diagnosis_source or HistoryDiagnosisSource(store)
+    subscription_store = SqlSubscriptionStore(engine)
+    subscriptions = StoreSubscriptions(subscription_store)
+    if recovery is None:
+        rules = load_scoring_rules(settings.rules.dir)
+        rstore = SqlRecoveryStore(engine)
+        recovery = RecoveryService(rstore, rstore, rules.recovery, clock, settings.ingest.timezone)
+    resends = ResendService(
+        store=store,
+        outbox=outbox,
+        subscriptions=subscriptions,
+        editions=store,
+        suspension=RecoverySuspension(recovery),
+        clock=clock,
+    )
     return ApiServices(
         agents=AgentService(store, clock, api.auth_cache_seconds),
-        resends=ResendService(
-            store=store,
-            subscriptions=subscriptions,
-            editions=editions or store,
-            suspension=suspension or AssessmentSuspension(source, store),
-            clock=clock,
-        ),
+        resends=resends,
         diagnosis=DiagnosisService(
             subscriptions=subscriptions,
             history=store,
-            source=source,
-            resends=store,
+            devices=DeviceProfiles(store, load_devices(settings.rules.dir)),
+            recovery=recovery,
+            resends=resends,
             cases=cases,
             deliveries_shown=api.deliveries_shown,
         ),
         audit=store,
+        subscription_events=SubscriptionEventService(subscription_store, normaliser, clock),
         rate_limiter=RateLimiter(api.rate_limit_per_minute, api.rate_limit_burst, clock),
         normaliser=normaliser,
         clock=clock,

@@ -1430,24 +1430,24 @@ def serve_api(
     host: Annotated[str | None, typer.Option(help="address (default: [api] host)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: [api] port)")] = None,
 ) -> None:
-    """Serve the agent HTTP API (resend, diagnosis, audit) with uvicorn."""
+    """Serve the agent HTTP API (/v1: resend, diagnosis, audit, subscription events) alone.
+
+    `mmsq daemon` serves the same API under /v1 and also sends what it queues; here resends are
+    only queued in the MM7 outbox, for a running daemon (or `mmsq mms dispatch`) to send.
+    """
     import uvicorn
 
-    from mmsq.api import create_app
-    from mmsq.bootstrap import build_api_services
+    from mmsq.api import create_app, serve_app
+    from mmsq.bootstrap import build_api_services, mms_outbox
 
     settings = _settings()
-    with _app_for(settings) as a:
+    with _app_for(settings) as a, mms_outbox(a) as outbox:
         try:
-            services = build_api_services(settings, a.store.engine, clock=a.clock)
+            services = build_api_services(settings, a.store.engine, outbox=outbox, clock=a.clock)
         except RulesError as exc:
             raise _fail("invalid rules: " + str(exc)) from None
-        except OSError as exc:
-            raise _fail(
-                f"api.subscriptions_csv: cannot read {exc.filename}: {exc.strerror}"
-            ) from None
         uvicorn.run(
-            create_app(services),
+            serve_app(create_app(services)),
             host=host or settings.api.host,
             port=settings.api.port if port is None else port,
             log_level=settings.log.level.lower(),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Protocol
 
@@ -65,6 +65,7 @@ class Daemon:
         shutdown_grace_s: float,
         stop_event: threading.Event | None = None,
         on_close: Callable[[], None] = lambda: None,
+        on_start: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.scheduler = scheduler
         self.http = http
@@ -72,6 +73,9 @@ class Daemon:
         self.grace_s = shutdown_grace_s
         self.stop_event = stop_event or threading.Event()
         self._on_close = on_close
+        # Background workers (the MM7 outbox dispatcher) start with the daemon, after the
+        # HTTP server and scheduler, and stop through shutdown hooks.
+        self._on_start = tuple(on_start)
         self._signal: str | None = None
         self._forced = threading.Event()
 
@@ -104,6 +108,8 @@ class Daemon:
         try:
             self.http.start()
             self.scheduler.start()
+            for start in self._on_start:
+                start()
             log.info(
                 "daemon.started",
                 http=self.http.url,

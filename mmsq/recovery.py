@@ -17,7 +17,7 @@ be counted and each subscriber's path explained.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ __all__ = [
     "InvalidTransitionError",
     "RecoveryService",
     "State",
+    "SubscriberRecovery",
     "Transition",
     "due_probes",
     "next_state",
@@ -506,3 +507,56 @@ class RecoveryService:
     def history(self, msisdn: str) -> list[dict[str, Any]]:
         """The subscriber's path: every transition, oldest first."""
         return self.store.transitions_for(msisdn)
+
+    def subscriber(self, msisdn: str, transitions: int = 20) -> SubscriberRecovery | None:
+        """Where one subscriber stands and how it got there (two indexed reads); None while
+        the subscriber is ``active`` and has never left it."""
+        row = self.store.state_for(msisdn)
+        steps = self.store.recent_transitions(msisdn, transitions)
+        if row is None and not steps:
+            return None
+        return SubscriberRecovery(
+            msisdn=msisdn,
+            state=State(row["state"]) if row else State.ACTIVE,
+            verdict=row["verdict"] if row else None,
+            reason=row["reason"] if row else None,
+            since=_utc(row["since_ts"]) if row else None,
+            probes_sent=int(row["probes_sent"] or 0) if row else 0,
+            last_probe_at=_utc(row["last_probe_ts"]) if row else None,
+            transitions=tuple(
+                Transition(
+                    msisdn,
+                    _utc(s["at_ts"]) or datetime.fromtimestamp(0, UTC),
+                    State(s["from_state"]),
+                    State(s["to_state"]),
+                    Event(s["event"]),
+                    s["cause"],
+                    s["evidence"],
+                )
+                for s in steps
+            ),
+        )
+
+
+def _utc(ts: int | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(int(ts), UTC)
+
+
+@dataclass(frozen=True)
+class SubscriberRecovery:
+    """One subscriber's recovery state, the verdict that put it there, and its latest
+    transitions (newest first)."""
+
+    msisdn: str
+    state: State
+    verdict: str | None
+    reason: str | None
+    since: datetime | None
+    probes_sent: int
+    last_probe_at: datetime | None
+    transitions: tuple[Transition, ...]
+
+    @property
+    def delivery_suspended(self) -> bool:
+        """Bulk delivery is suspended by mmsq (suspended, or being probed)."""
+        return self.state in _SUSPENDED_STATES

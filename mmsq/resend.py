@@ -1,14 +1,17 @@
 """Resend on complaint: an agent asks for an edition to be sent again to one subscriber.
 
-A resend is allowed when the subscription is active, or suspended by mmsq's own delivery
-suspension (then ``resume_on_delivery`` is set: a delivered resend proves the handset works again,
-like a recovery probe). It does not matter whether mmsq has any record of sending that edition,
-and contact suppression (do-not-contact lists) does not apply: the subscriber asked for it.
+A resend is allowed when the subscription is active, whether or not mmsq has any record of
+sending that edition. Neither mmsq's own delivery suspension nor the do-not-contact list stands
+in the way: the subscriber asked. When mmsq has suspended bulk delivery to the subscriber
+(recovery state ``suspended`` or ``probing``), ``resume_on_delivery`` is set: a delivered resend
+proves the handset works again, and the recovery service resumes delivery when it is told.
 
-Resends are persisted and queued with a priority ahead of bulk traffic; the dispatcher hands
-them to a ``ResendSender`` (the MM7 adapter sends an MM7 SubmitReq). Every create carries an
-idempotency key per agent: the same key and body returns the same resend, the same key with
-another body is refused, and concurrent duplicates create one resend (a unique constraint).
+A resend is recorded here (who, why, which edition, the idempotency key) and handed to the MM7
+outbox (``MmsOutbox.enqueue(kind="resend", reference=<resend id>)``), the one sending path for
+the MMs mmsq sends itself. Its status is the outbox item's, read by reference: queued,
+submitted, delivered or failed with the cause. Every create carries an idempotency key per
+agent: the same key and body returns the same resend, the same key with another body is
+refused, and concurrent duplicates create one resend (a unique constraint).
 """
 
 from __future__ import annotations
@@ -25,35 +28,34 @@ from typing import Protocol
 import structlog
 
 from mmsq.agents import Agent
+from mmsq.mms import PROBE_EDITION
+from mmsq.mms_outbox_model import DEFAULT_PRIORITY, OutboxItem, OutboxKind, OutboxState
 from mmsq.msisdn import mask_msisdn
 from mmsq.ports import Clock
-from mmsq.subscription_lookup import SubscriptionLookup, SubscriptionStatus
+from mmsq.subscription_lookup import SubscriptionLookup, SubscriptionStatus, preferred
 
 __all__ = [
-    "BULK_PRIORITY",
     "RESEND_PRIORITY",
     "DeliverySuspension",
     "DuplicateResendKeyError",
     "EditionSource",
     "IdempotencyConflictError",
-    "NoSuspension",
+    "RecoverySuspension",
     "Refusal",
     "Resend",
-    "ResendDispatcher",
+    "ResendOutbox",
     "ResendRefusedError",
     "ResendRequest",
-    "ResendSendError",
-    "ResendSender",
     "ResendService",
     "ResendStatus",
     "ResendStore",
+    "status_of",
 ]
 
 log = structlog.get_logger(__name__)
 
-#: Lower is sooner. Bulk edition traffic is queued at BULK_PRIORITY; resends jump ahead of it.
-RESEND_PRIORITY = 10
-BULK_PRIORITY = 100
+#: The outbox's priority for resends (higher is sooner): ahead of recovery probes.
+RESEND_PRIORITY = DEFAULT_PRIORITY[OutboxKind.RESEND]
 
 
 class ResendStatus(StrEnum):
@@ -61,6 +63,22 @@ class ResendStatus(StrEnum):
     SUBMITTED = "submitted"
     DELIVERED = "delivered"
     FAILED = "failed"
+
+
+_STATUS_BY_STATE = {
+    OutboxState.QUEUED: ResendStatus.QUEUED,
+    OutboxState.SUBMITTING: ResendStatus.QUEUED,
+    OutboxState.SUBMITTED: ResendStatus.SUBMITTED,
+    OutboxState.DELIVERED: ResendStatus.DELIVERED,
+    OutboxState.FAILED: ResendStatus.FAILED,
+    OutboxState.EXPIRED: ResendStatus.FAILED,
+}
+
+
+def status_of(state: OutboxState) -> ResendStatus:
+    """The resend status an outbox state shows as (``submitting`` is still queued: the MMSC
+    has not accepted it yet; ``expired`` is a failure)."""
+    return _STATUS_BY_STATE[state]
 
 
 class Refusal(StrEnum):
@@ -80,17 +98,22 @@ class ResendRequest:
     reason: str
     edition: str | None = None
     complaint_id: str | None = None
+    product: str | None = None
 
     def fingerprint(self) -> str:
         """A digest of the request body, to tell a retry from a different request."""
-        body = json.dumps(
-            [self.msisdn, self.edition, self.reason, self.complaint_id], ensure_ascii=False
-        )
+        fields: list[str | None] = [self.msisdn, self.edition, self.reason, self.complaint_id]
+        if self.product is not None:
+            fields.append(self.product)
+        body = json.dumps(fields, ensure_ascii=False)
         return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class Resend:
+    """A resend as recorded, with the state of its outbox item (``status`` and the fields
+    after it; ``queued`` and empty until the item is read)."""
+
     id: str
     agent_id: int
     agent_name: str
@@ -104,12 +127,30 @@ class Resend:
     complaint_id: str | None
     priority: int
     resume_on_delivery: bool
-    status: ResendStatus
     created_at: datetime
+    status: ResendStatus = ResendStatus.QUEUED
     submitted_at: datetime | None = None
     done_at: datetime | None = None
     message_id: str | None = None
     cause: str | None = None
+    cause_class: str | None = None
+    attempts: int = 0
+
+    def with_item(self, item: OutboxItem | None) -> Resend:
+        """This resend as its outbox item stands."""
+        if item is None:
+            return self
+        failed = item.state in (OutboxState.FAILED, OutboxState.EXPIRED)
+        return replace(
+            self,
+            status=status_of(item.state),
+            submitted_at=item.submitted_at,
+            done_at=item.final_at,
+            message_id=item.message_id,
+            cause=(item.reason or item.cause) if failed else None,
+            cause_class=item.cause if failed else None,
+            attempts=item.attempts,
+        )
 
 
 class ResendRefusedError(Exception):
@@ -146,13 +187,22 @@ class ResendStore(Protocol):
         """The latest resends to one subscriber, newest first."""
         ...
 
-    def queued_resends(self, limit: int) -> Sequence[Resend]:
-        """Queued resends in dispatch order: priority, then age."""
-        ...
 
-    def update_resend(self, resend: Resend) -> None:
-        """Store the new status, timestamps, message id and cause of a resend."""
-        ...
+class ResendOutbox(Protocol):
+    """The part of ``MmsOutbox`` resends use: queue one, read it back by reference."""
+
+    def enqueue(
+        self,
+        kind: OutboxKind | str,
+        msisdn: str,
+        edition: str,
+        reference: str,
+        priority: int | None = None,
+        content_ref: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> object: ...
+
+    def status(self, reference: str, kind: OutboxKind | None = None) -> list[OutboxItem]: ...
 
 
 class EditionSource(Protocol):
@@ -167,26 +217,21 @@ class DeliverySuspension(Protocol):
         ...
 
 
-class NoSuspension:
-    """Until the recovery state machine exists: nobody is suspended by it."""
-
-    def delivery_suspended(self, msisdn: str) -> bool:
-        return False
-
-
 class ResendService:
-    """Checks eligibility, applies idempotency, persists and queues resends."""
+    """Checks eligibility, applies idempotency, records resends and queues them in the outbox."""
 
     def __init__(
         self,
         *,
         store: ResendStore,
+        outbox: ResendOutbox,
         subscriptions: SubscriptionLookup,
         editions: EditionSource,
         suspension: DeliverySuspension,
         clock: Clock,
     ) -> None:
         self._store = store
+        self._outbox = outbox
         self._subscriptions = subscriptions
         self._editions = editions
         self._suspension = suspension
@@ -201,11 +246,15 @@ class ResendService:
         existing = self._store.resend_by_key(agent.id, key)
         if existing is not None:
             return self._replay(existing, fingerprint), False
-        view = self._subscriptions.status(req.msisdn)
+        views = self._subscriptions.subscriptions(req.msisdn)
+        if req.product is not None:
+            views = [v for v in views if v.product == req.product]
+        view = preferred(views)
         if view is None:
+            what = f"no subscription to {req.product}" if req.product else "no subscription"
             raise ResendRefusedError(
                 Refusal.SUBSCRIPTION_UNKNOWN,
-                f"{mask_msisdn(req.msisdn)} has no subscription: there is nothing to resend",
+                f"{mask_msisdn(req.msisdn)} has {what}: there is nothing to resend",
             )
         if view.status in (SubscriptionStatus.UNSUBSCRIBED, SubscriptionStatus.CANCELLED):
             raise ResendRefusedError(
@@ -214,19 +263,20 @@ class ResendService:
                 + (f" since {view.since:%Y-%m-%d}" if view.since else "")
                 + ": only active subscribers get resends",
             )
-        if view.status is SubscriptionStatus.SUSPENDED and not view.suspended_by_mmsq:
+        if view.status is SubscriptionStatus.SUSPENDED:
             raise ResendRefusedError(
                 Refusal.SUBSCRIPTION_SUSPENDED,
-                f"the subscription to {view.product} is suspended by "
-                f"{view.suspended_by or 'the operator'}, not by mmsq's delivery suspension",
+                f"the subscription to {view.product} is suspended by the operator"
+                + (f" since {view.since:%Y-%m-%d}" if view.since else "")
+                + " (billing or the service platform): only active subscribers get resends",
             )
         edition = req.edition or self._editions.latest_edition(view.product, req.msisdn)
-        if not edition:
+        if not edition or edition == PROBE_EDITION:
             raise ResendRefusedError(
                 Refusal.EDITION_UNKNOWN,
                 f"no edition was given and no edition of {view.product} is known yet",
             )
-        resume = view.suspended_by_mmsq or self._suspension.delivery_suspended(req.msisdn)
+        resume = self._suspension.delivery_suspended(req.msisdn)
         resend = Resend(
             id="rs_" + secrets.token_hex(10),
             agent_id=agent.id,
@@ -241,7 +291,6 @@ class ResendService:
             complaint_id=req.complaint_id,
             priority=RESEND_PRIORITY,
             resume_on_delivery=resume,
-            status=ResendStatus.QUEUED,
             created_at=self._clock.now(),
         )
         try:
@@ -252,6 +301,9 @@ class ResendService:
             if winner is None:  # pragma: no cover - the constraint said it exists
                 raise
             return self._replay(winner, fingerprint), False
+        # Recorded first, queued second: a crash in between leaves a resend without an item,
+        # which the next read (or a retry with the same key) queues; never an MM without record.
+        self._enqueue(resend)
         log.info(
             "resend queued",
             resend_id=resend.id,
@@ -260,84 +312,52 @@ class ResendService:
             agent=agent.name,
             resume_on_delivery=resume,
         )
-        return resend, True
+        return self._with_item(resend), True
 
-    @staticmethod
-    def _replay(existing: Resend, fingerprint: str) -> Resend:
+    def _replay(self, existing: Resend, fingerprint: str) -> Resend:
         if existing.request_hash != fingerprint:
             raise IdempotencyConflictError(existing)
-        return existing
+        return self._with_item(existing)
+
+    def _enqueue(self, resend: Resend) -> None:
+        self._outbox.enqueue(
+            OutboxKind.RESEND,
+            resend.msisdn,
+            resend.edition,
+            resend.id,
+            priority=resend.priority,
+        )
+
+    def _with_item(self, resend: Resend) -> Resend:
+        items = self._outbox.status(resend.id, OutboxKind.RESEND)
+        if not items:
+            self._enqueue(resend)  # idempotent by (kind, reference)
+            items = self._outbox.status(resend.id, OutboxKind.RESEND)
+        return resend.with_item(items[0] if items else None)
 
     def get(self, resend_id: str) -> Resend | None:
-        return self._store.resend_by_id(resend_id)
+        resend = self._store.resend_by_id(resend_id)
+        return self._with_item(resend) if resend is not None else None
 
     def recent_for(self, msisdn: str, limit: int = 5) -> Sequence[Resend]:
-        return self._store.resends_for(msisdn, limit)
+        return [self._with_item(r) for r in self._store.resends_for(msisdn, limit)]
 
 
-class ResendSendError(Exception):
-    """The sender could not submit the resend; ``cause`` is recorded on it."""
-
-    def __init__(self, cause: str) -> None:
-        super().__init__(cause)
-        self.cause = cause
+class _RecoveryView(Protocol):
+    @property
+    def delivery_suspended(self) -> bool: ...
 
 
-class ResendSender(Protocol):
-    def submit(self, resend: Resend) -> str:
-        """Send the resend (an MM7 SubmitReq); returns the MMSC message id."""
-        ...
+class _RecoveryReader(Protocol):
+    def subscriber(self, msisdn: str, transitions: int = 20) -> _RecoveryView | None: ...
 
 
-class ResendDispatcher:
-    """Drains the resend queue into a sender and records delivery outcomes.
+class RecoverySuspension:
+    """``DeliverySuspension`` from the recovery state (``suspended`` or ``probing``)."""
 
-    One dispatcher runs at a time (the daemon's job); a crash between submit and the status
-    update can resend once more, which a complaint resend tolerates better than a loss.
-    """
+    def __init__(self, recovery: _RecoveryReader) -> None:
+        self._recovery = recovery
 
-    def __init__(self, store: ResendStore, sender: ResendSender, clock: Clock) -> None:
-        self._store = store
-        self._sender = sender
-        self._clock = clock
-
-    def run_once(self, limit: int = 100) -> int:
-        """Submit up to ``limit`` queued resends; returns how many were handled."""
-        handled = 0
-        for resend in self._store.queued_resends(limit):
-            try:
-                message_id = self._sender.submit(resend)
-            except ResendSendError as exc:
-                self._store.update_resend(
-                    replace(
-                        resend,
-                        status=ResendStatus.FAILED,
-                        cause=exc.cause,
-                        done_at=self._clock.now(),
-                    )
-                )
-            else:
-                self._store.update_resend(
-                    replace(
-                        resend,
-                        status=ResendStatus.SUBMITTED,
-                        message_id=message_id,
-                        submitted_at=self._clock.now(),
-                    )
-                )
-            handled += 1
-        return handled
-
-    def record_outcome(self, resend_id: str, delivered: bool, cause: str | None) -> Resend | None:
-        """Record the delivery report of a submitted resend (delivered, or failed with cause)."""
-        resend = self._store.resend_by_id(resend_id)
-        if resend is None:
-            return None
-        done = replace(
-            resend,
-            status=ResendStatus.DELIVERED if delivered else ResendStatus.FAILED,
-            cause=None if delivered else cause,
-            done_at=self._clock.now(),
-        )
-        self._store.update_resend(done)
-        return done
+    def delivery_suspended(self, msisdn: str) -> bool:
+        r = self._recovery.subscriber(msisdn, 1)
+        return r is not None and r.delivery_suspended

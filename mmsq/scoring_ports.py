@@ -77,6 +77,16 @@ class RecoveryStore(Protocol):
 
     def transitions_for(self, msisdn: str) -> list[dict[str, Any]]: ...
 
+    def state_for(self, msisdn: str) -> dict[str, Any] | None:
+        """One subscriber's state: state, verdict, reason, since_ts, suspended_day (ISO),
+        probes_sent, last_probe_ts; None while ``active``."""
+        ...
+
+    def recent_transitions(self, msisdn: str, limit: int) -> list[dict[str, Any]]:
+        """One subscriber's latest transitions, newest first: at_ts, from_state, to_state,
+        event, cause, evidence."""
+        ...
+
     def transition_counts(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Columns event, to_state, cause, subscribers (distinct) for ``start <= at < end``."""
         ...

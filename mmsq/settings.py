@@ -313,10 +313,6 @@ class ApiSettings(_Section):
     threads: int = Field(
         default=4, ge=1, le=64, description="threads running endpoint and database work"
     )
-    subscriptions_csv: Path | None = Field(
-        default=None,
-        description="interim subscription list (msisdn,product,status[,suspended_by])",
-    )
 
 
 class SmppSettings(_Section):

@@ -1,72 +1,116 @@
-"""The subscription status of one subscriber, as the resend and diagnosis services need it.
+"""The subscriptions of one subscriber, as the resend and diagnosis services need them.
 
-The subscription store (fed by billing and service management) implements ``SubscriptionLookup``.
-Until it exists, ``InMemorySubscriptions`` serves tests and small deployments (loaded from a CSV
-file by ``mmsq.adapters.subscriptions_csv``).
+mmsq's own status per (MSISDN, product) lives in the subscription store (``mmsq.subscriptions``,
+set by billing snapshots and real-time events); ``StoreSubscriptions`` reads it for one number
+through a ``SubscriptionReader`` (``SqlSubscriptionStore.subscriptions_of``). A subscriber may
+hold several products: the one an agent's question is about is the one named, else the one
+``preferred`` picks (active first, then the most recent change). ``InMemorySubscriptions`` is the
+test fake.
+
+Suspension here is the operator's (arrears, fraud, a customer request). mmsq's own delivery
+suspension (persistent failures) is a recovery state, not a subscription status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
+from datetime import UTC, datetime
 from typing import Protocol
 
+from mmsq.subscriptions import Subscription, SubscriptionStatus
+
 __all__ = [
-    "SUSPENDED_BY_MMSQ",
     "InMemorySubscriptions",
+    "StoreSubscriptions",
     "SubscriptionLookup",
+    "SubscriptionReader",
     "SubscriptionStatus",
     "SubscriptionView",
+    "preferred",
 ]
 
-#: ``SubscriptionView.suspended_by`` when delivery was suspended by mmsq's own recovery process
-#: (persistent failures), as opposed to the operator (arrears, fraud, a customer request).
-SUSPENDED_BY_MMSQ = "mmsq"
-
-
-class SubscriptionStatus(StrEnum):
-    ACTIVE = "active"
-    SUSPENDED = "suspended"
-    UNSUBSCRIBED = "unsubscribed"
-    CANCELLED = "cancelled"
+_RANK = {
+    SubscriptionStatus.ACTIVE: 0,
+    SubscriptionStatus.SUSPENDED: 1,
+    SubscriptionStatus.UNSUBSCRIBED: 2,
+    SubscriptionStatus.CANCELLED: 3,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionView:
-    """One subscription: E.164 MSISDN, product, status and, when suspended, by whom."""
+    """One subscription: E.164 MSISDN, product, mmsq's status and since when."""
 
     msisdn: str
     product: str
     status: SubscriptionStatus
-    suspended_by: str | None = None
     since: datetime | None = None
+    channel: str | None = None
 
-    @property
-    def suspended_by_mmsq(self) -> bool:
-        return (
-            self.status is SubscriptionStatus.SUSPENDED and self.suspended_by == SUSPENDED_BY_MMSQ
-        )
+
+def preferred(views: Sequence[SubscriptionView]) -> SubscriptionView | None:
+    """The subscription a question about the number is about: an active one if any, else the
+    one whose status changed last (so a fresh unsubscribe shows rather than an old cancel)."""
+    if not views:
+        return None
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return min(
+        views,
+        key=lambda v: (_RANK[v.status] > 0, -(v.since or oldest).timestamp(), v.product),
+    )
 
 
 class SubscriptionLookup(Protocol):
-    def status(self, msisdn: str) -> SubscriptionView | None:
-        """The subscription of an E.164 MSISDN, or None when the number is not a subscriber."""
+    def subscriptions(self, msisdn: str) -> Sequence[SubscriptionView]:
+        """Every subscription of an E.164 MSISDN that has a status (empty: not a subscriber)."""
         ...
 
 
+class SubscriptionReader(Protocol):
+    """The single-subscriber read of the subscription store."""
+
+    def subscriptions_of(self, msisdn: str) -> list[Subscription]: ...
+
+
+class StoreSubscriptions:
+    """``SubscriptionLookup`` over the subscription store: mmsq's own status per product.
+
+    Rows whose status nobody has set yet (only a MISC or platform snapshot mentions them) are
+    left out: for mmsq that number is not a subscriber of that product.
+    """
+
+    def __init__(self, reader: SubscriptionReader) -> None:
+        self._reader = reader
+
+    def subscriptions(self, msisdn: str) -> Sequence[SubscriptionView]:
+        out = []
+        for s in self._reader.subscriptions_of(msisdn):
+            if s.state.status is None:
+                continue
+            ts = s.state.since_ts if s.state.since_ts is not None else s.state.status_ts
+            out.append(
+                SubscriptionView(
+                    msisdn=s.msisdn,
+                    product=s.product,
+                    status=s.state.status,
+                    since=datetime.fromtimestamp(ts, UTC) if ts is not None else None,
+                    channel=s.state.channel,
+                )
+            )
+        return out
+
+
 class InMemorySubscriptions:
-    """A dictionary of subscriptions by MSISDN: the test fake and the interim CSV-backed source."""
+    """Subscriptions by MSISDN in a dictionary: the test fake."""
 
     def __init__(self, views: Iterable[SubscriptionView] = ()) -> None:
-        self._views = {v.msisdn: v for v in views}
+        self._views: dict[str, dict[str, SubscriptionView]] = {}
+        for v in views:
+            self.put(v)
 
     def put(self, view: SubscriptionView) -> None:
-        self._views[view.msisdn] = view
+        self._views.setdefault(view.msisdn, {})[view.product] = view
 
-    def status(self, msisdn: str) -> SubscriptionView | None:
-        return self._views.get(msisdn)
-
-    def __len__(self) -> int:
-        return len(self._views)
+    def subscriptions(self, msisdn: str) -> Sequence[SubscriptionView]:
+        return list(self._views.get(msisdn, {}).values())

@@ -8,10 +8,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from mmsq.agents import Agent, Role
-from mmsq.diagnosis import DeliveryRecord
-from mmsq.resend import DuplicateResendKeyError, Resend, ResendStatus
+from mmsq.diagnosis import DeliveryRecord, DeviceInfo
+from mmsq.mms_outbox_model import OutboxItem, OutboxKind, OutboxState
+from mmsq.recovery import SubscriberRecovery
+from mmsq.resend import DuplicateResendKeyError, Resend
 
-__all__ = ["FakeHistory", "FixedClock", "MemoryResendStore", "StaticEditions", "agent"]
+__all__ = [
+    "FakeHistory",
+    "FakeRecovery",
+    "FixedClock",
+    "MemoryOutbox",
+    "MemoryResendStore",
+    "NoDevices",
+    "StaticEditions",
+    "agent",
+]
 
 
 @dataclass
@@ -53,12 +64,69 @@ class MemoryResendStore:
         mine = [r for r in self.rows.values() if r.msisdn == msisdn]
         return sorted(mine, key=lambda r: r.created_at, reverse=True)[:limit]
 
-    def queued_resends(self, limit: int) -> Sequence[Resend]:
-        q = [r for r in self.rows.values() if r.status is ResendStatus.QUEUED]
-        return sorted(q, key=lambda r: (r.priority, r.created_at))[:limit]
+    def recent_for(self, msisdn: str, limit: int = 5) -> Sequence[Resend]:
+        return self.resends_for(msisdn, limit)
 
-    def update_resend(self, resend: Resend) -> None:
-        self.rows[resend.id] = resend
+
+class MemoryOutbox:
+    """The outbox's enqueue/status, in memory; ``items`` by (kind, reference)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], OutboxItem] = {}
+        self._lock = threading.Lock()
+
+    def enqueue(
+        self,
+        kind: OutboxKind | str,
+        msisdn: str,
+        edition: str,
+        reference: str,
+        priority: int | None = None,
+        content_ref: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> OutboxItem:
+        at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+        with self._lock:
+            key = (str(kind), reference)
+            if key not in self.items:
+                self.items[key] = OutboxItem(
+                    id=len(self.items) + 1,
+                    kind=OutboxKind(kind),
+                    reference=reference,
+                    msisdn=msisdn,
+                    edition=edition,
+                    priority=priority or 0,
+                    content_ref=content_ref,
+                    state=OutboxState.QUEUED,
+                    version=0,
+                    attempts=0,
+                    in_doubt=0,
+                    created_at=at,
+                    updated_at=at,
+                    next_attempt_at=at,
+                    expires_at=expires_at or at + timedelta(days=1),
+                )
+            return self.items[key]
+
+    def status(self, reference: str, kind: OutboxKind | None = None) -> list[OutboxItem]:
+        return [
+            i
+            for (k, ref), i in self.items.items()
+            if ref == reference and (kind is None or k == kind)
+        ]
+
+
+@dataclass
+class FakeRecovery:
+    states: dict[str, SubscriberRecovery] = field(default_factory=dict)
+
+    def subscriber(self, msisdn: str, transitions: int = 20) -> SubscriberRecovery | None:
+        return self.states.get(msisdn)
+
+
+class NoDevices:
+    def device(self, msisdn: str) -> DeviceInfo | None:
+        return None
 
 
 @dataclass

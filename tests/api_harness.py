@@ -11,22 +11,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
 
 from mmsq.adapters.sql_api import SqlApiStore
+from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
+from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_store import SqlStore
+from mmsq.adapters.sql_subscriptions import SqlSubscriptionStore
 from mmsq.agents import Role
-from mmsq.api import ApiServices, create_app
+from mmsq.api import ApiServices, create_app, serve_app
 from mmsq.bootstrap import build_api_services
+from mmsq.classify import Classifier
 from mmsq.ingest import EVENT_COLUMNS
+from mmsq.mms import MmsContent, MmsPart, MmsSubmission, SubmitOutcome, SubmitResult
+from mmsq.mms_content import OutboxContent
+from mmsq.mms_outbox import MmsOutbox, OutboxPolicy
+from mmsq.msisdn import MsisdnNormaliser
+from mmsq.ports import Clock
+from mmsq.recovery import STATE_COLUMNS, TRANSITION_COLUMNS
+from mmsq.rules_loader import load_rules
 from mmsq.settings import ApiSettings, Settings
-from mmsq.subscription_lookup import (
-    SUSPENDED_BY_MMSQ,
-    InMemorySubscriptions,
-    SubscriptionStatus,
-    SubscriptionView,
-)
+from mmsq.subscription_events import SubscriptionEventService
+from mmsq.subscriptions import EventKind, Source, SubscriptionEvent
 from tests.api_fakes import FixedClock
 
 __all__ = ["ACTIVE", "ApiWorld", "api_world", "serve"]
@@ -37,21 +45,104 @@ UNSUBSCRIBED = "+8613800138002"
 OPERATOR_SUSPENDED = "+8613800138003"
 CANCELLED = "+8613800138004"
 NO_DELIVERIES = "+8613800138005"
+BLACKLISTED = "+8613800138006"
 
 
-def subscriptions() -> InMemorySubscriptions:
-    since = datetime(2026, 10, 2, tzinfo=UTC)
-    s = SubscriptionStatus
-    return InMemorySubscriptions(
-        [
-            SubscriptionView(ACTIVE, "ah-daily", s.ACTIVE),
-            SubscriptionView(MMSQ_SUSPENDED, "ah-daily", s.SUSPENDED, SUSPENDED_BY_MMSQ),
-            SubscriptionView(UNSUBSCRIBED, "ah-daily", s.UNSUBSCRIBED, since=since),
-            SubscriptionView(OPERATOR_SUSPENDED, "ah-daily", s.SUSPENDED, "billing"),
-            SubscriptionView(CANCELLED, "ah-daily", s.CANCELLED),
-            SubscriptionView(NO_DELIVERIES, "ah-daily", s.ACTIVE),
-        ]
+def subscribe_all(engine: sa.Engine, clock: FixedClock) -> None:
+    """The subscriptions the tests expect, as the real-time feed would set them."""
+    service = SubscriptionEventService(SqlSubscriptionStore(engine), MsisdnNormaliser("CN"), clock)
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    k = EventKind
+    plan = [
+        (ACTIVE, k.SUBSCRIBE, start),
+        (MMSQ_SUSPENDED, k.SUBSCRIBE, start),
+        (UNSUBSCRIBED, k.SUBSCRIBE, start),
+        (UNSUBSCRIBED, k.UNSUBSCRIBE, datetime(2026, 10, 2, tzinfo=UTC)),
+        (OPERATOR_SUSPENDED, k.SUBSCRIBE, start),
+        (OPERATOR_SUSPENDED, k.SUSPEND, datetime(2026, 11, 1, tzinfo=UTC)),
+        (CANCELLED, k.CANCEL, start),
+        (NO_DELIVERIES, k.SUBSCRIBE, start),
+        (BLACKLISTED, k.SUBSCRIBE, start),
+    ]
+    for i, (msisdn, kind, at) in enumerate(plan):
+        service.apply_event(
+            SubscriptionEvent(
+                event_id=f"setup-{i}",
+                msisdn=msisdn,
+                product="ah-daily",
+                kind=kind,
+                event_time=at,
+                source=Source.BOSS,
+            )
+        )
+
+
+def suspend_by_mmsq(engine: sa.Engine, clock: Clock, msisdn: str) -> None:
+    """Put a subscriber in recovery state ``suspended`` (as a scoring run would)."""
+    at = pd.Timestamp(clock.now() - timedelta(days=2))
+    day = (clock.now() - timedelta(days=2)).date().isoformat()
+    reason = (
+        "terminal_misconfigured (score 0.91): 6 failed days in a row since 2026-11-15; "
+        "notification delivered, MM never fetched"
     )
+    steps = [
+        ("active", "flagged", "verdict", "terminal_misconfigured"),
+        ("flagged", "suspended", "suspend_threshold_reached", "6 failed days"),
+    ]
+    transitions = pd.DataFrame(
+        [
+            {
+                "msisdn": msisdn,
+                "at": at,
+                "from_state": a,
+                "to_state": b,
+                "event": e,
+                "cause": c,
+                "evidence": reason,
+                "run_id": "run-1",
+            }
+            for a, b, e, c in steps
+        ],
+        columns=list(TRANSITION_COLUMNS),
+    )
+    state = pd.DataFrame(
+        [
+            {
+                "msisdn": msisdn,
+                "state": "suspended",
+                "verdict": "terminal_misconfigured",
+                "reason": reason,
+                "since": at,
+                "since_day": day,
+                "suspended_day": day,
+                "probes_sent": 0,
+                "last_probe_at": None,
+            }
+        ],
+        columns=list(STATE_COLUMNS),
+    )
+    SqlRecoveryStore(engine).apply_transitions(transitions, state)
+
+
+class AcceptingMmsc:
+    """A gateway standing in for the MMSC: accepts every SubmitReq with a fresh MessageID."""
+
+    def __init__(self) -> None:
+        self.submitted: list[MmsSubmission] = []
+
+    def submit(self, submission: MmsSubmission) -> SubmitResult:
+        self.submitted.append(submission)
+        return SubmitResult(
+            SubmitOutcome.ACCEPTED, 1000, "Success", f"MID{len(self.submitted):06d}"
+        )
+
+
+class AnyEdition:
+    """Every edition exists, as one line of text."""
+
+    def edition(self, edition: str, content_ref: str | None) -> MmsContent:
+        part = MmsPart("text.txt", "text/plain; charset=utf-8", edition.encode(), "text.txt")
+        return MmsContent(edition, "<smil/>", (part,))
 
 
 def _events(clock: FixedClock) -> pd.DataFrame:
@@ -90,8 +181,11 @@ def _events(clock: FixedClock) -> pd.DataFrame:
 
 @dataclass
 class ApiWorld:
-    app: FastAPI
+    app: FastAPI  # served as mmsq api serves it: the API mounted under /v1
+    api: FastAPI  # the API itself (paths relative to /v1)
     services: ApiServices
+    outbox: MmsOutbox
+    mmsc: AcceptingMmsc
     store: SqlApiStore
     sql: SqlStore
     clock: FixedClock
@@ -110,23 +204,42 @@ def api_world(
         sql.upgrade()
         clock = FixedClock()
         sql.ingest_events(_events(clock))
+        subscribe_all(sql.engine, clock)
+        suspend_by_mmsq(sql.engine, clock, MMSQ_SUSPENDED)
         settings = Settings(
             api=ApiSettings(
                 rate_limit_per_minute=per_minute, rate_limit_burst=burst, max_body_bytes=max_body
             )
         )
-        services = build_api_services(
-            settings, sql.engine, subscriptions=subscriptions(), clock=clock
+        mmsc = AcceptingMmsc()
+        outbox = MmsOutbox(
+            SqlMmsOutboxStore(sql.engine),
+            mmsc,
+            OutboxContent("probe", "probe", AnyEdition()),
+            Classifier(load_rules(None).status_codes),
+            clock,
+            OutboxPolicy(concurrency=1),
         )
+        services = build_api_services(settings, sql.engine, outbox=outbox, clock=clock)
         tokens = {}
         for role in Role:
             _, tokens[role.value] = services.agents.add(f"{role.value}-1", role)
         _, tokens["agent2"] = services.agents.add("agent-2", Role.AGENT)
-        app = create_app(services)
+        api = create_app(services)
         try:
-            yield ApiWorld(app, services, SqlApiStore(sql.engine), sql, clock, tokens)
+            yield ApiWorld(
+                serve_app(api),
+                api,
+                services,
+                outbox,
+                mmsc,
+                SqlApiStore(sql.engine),
+                sql,
+                clock,
+                tokens,
+            )
         finally:
-            app.state.audit_writer.close()
+            api.state.audit_writer.close()
     finally:
         sql.close()
 

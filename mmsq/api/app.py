@@ -1,7 +1,9 @@
-"""``create_app``: the FastAPI application over already-built services.
+"""``create_app``: the FastAPI application over already-built services; ``serve_app``: that
+application mounted under ``/v1``, as ``mmsq api`` serves it.
 
 The app opens nothing by itself; whoever builds the services (``mmsq api``, the daemon, a test)
-owns them and closes them.
+owns them and closes them, and closes the app's audit writer (``app.state.audit_writer``) after
+the last request. The daemon mounts the app under ``/v1`` in its own HTTP server.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mmsq import __version__
 from mmsq.api.audit_writer import GroupCommitAudit
 from mmsq.api.middleware import AuditMiddleware, BodyLimitMiddleware
 from mmsq.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers, problem_responses
-from mmsq.api.routes import router
+from mmsq.api.routes import PREFIX, router
 from mmsq.api.services import ApiServices
 
-__all__ = ["create_app", "use_threads"]
+__all__ = ["create_app", "serve_app", "use_threads"]
 
 _DESCRIPTION = """\
 Resend and diagnosis for customer-service agents, one subscriber at a time.
@@ -33,23 +36,12 @@ Every call needs a bearer token (`mmsq agents add NAME --role agent`). Errors ar
 
 
 def create_app(services: ApiServices) -> FastAPI:
-    """The API as an ASGI app; mount it in the daemon or serve it with uvicorn.
-
-    Served on its own, its lifespan sets the process's worker thread count to
-    ``services.threads``; a host that mounts it (lifespans of mounted apps do not run) sets
-    its own with ``use_threads``.
-    """
+    """The API as an ASGI app with paths relative to ``/v1``: mount it there (``serve_app``,
+    the daemon). Its first request sets the process's worker thread count to
+    ``services.threads`` (lifespans of mounted apps do not run)."""
 
     writer = GroupCommitAudit(services.audit)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        use_threads(services.threads)
-        yield
-        writer.close()
-
     app = FastAPI(
-        lifespan=lifespan,
         title="mmsq agent API",
         version=__version__,
         description=_DESCRIPTION,
@@ -58,21 +50,55 @@ def create_app(services: ApiServices) -> FastAPI:
             {"name": "subscribers", "description": "diagnosis of one subscriber"},
             {"name": "audit", "description": "who did what, when"},
             {"name": "agents", "description": "API callers and their tokens"},
+            {
+                "name": "subscription-events",
+                "description": "real-time subscription changes from BOSS, MISC, the platform",
+            },
         ],
     )
     app.state.services = services
     app.state.audit_writer = writer  # a host that mounts the app closes it on shutdown
     install_problem_handlers(app)
     app.include_router(router)
-    for route in app.routes:  # tag each route by its first path segment after /v1
+    for route in app.routes:  # tag each API route by its first path segment
         path = getattr(route, "path", "")
-        if path.startswith("/v1/") and hasattr(route, "tags"):
-            route.tags = [path.split("/")[2]]
+        if hasattr(route, "tags") and hasattr(route, "name") and route.name and "." in route.name:
+            route.tags = [path.split("/")[1]]
     _problem_only_openapi(app)
     # Last added runs first: audit wraps everything, including 413 answers.
     app.add_middleware(BodyLimitMiddleware, limit=services.max_body_bytes)
     app.add_middleware(AuditMiddleware, writer=writer, clock=services.clock)
+    app.add_middleware(_ThreadLimit, threads=services.threads)
     return app
+
+
+class _ThreadLimit:
+    """Sets the worker thread count once, on the first request (in the serving event loop)."""
+
+    def __init__(self, app: ASGIApp, threads: int) -> None:
+        self.app = app
+        self.threads = threads
+        self.done = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.done and scope["type"] == "http":
+            use_threads(self.threads)
+            self.done = True
+        await self.app(scope, receive, send)
+
+
+def serve_app(api: FastAPI) -> FastAPI:
+    """``api`` mounted under ``/v1``, closing its audit writer when the server stops."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        use_threads(api.state.services.threads)
+        yield
+        api.state.audit_writer.close()
+
+    outer = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    outer.mount(PREFIX, api)
+    return outer
 
 
 def use_threads(n: int) -> None:
@@ -97,6 +123,7 @@ def _problem_only_openapi(app: FastAPI) -> None:
             description=app.description,
             routes=app.routes,
             tags=app.openapi_tags,
+            servers=app.servers or None,
         )
         ref = {"$ref": "#/components/schemas/Problem"}
         for ops in doc.get("paths", {}).values():

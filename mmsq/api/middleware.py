@@ -88,7 +88,9 @@ class AuditMiddleware:
     def _entry(self, scope: Scope, status: int) -> AuditEntry:
         ctx: AuditContext = scope[AUDIT_KEY]
         route = scope.get("route")
-        template = getattr(route, "path", None) or "(unmatched)"
+        # Mounted under a prefix (/v1): the trail keeps the full template.
+        path = getattr(route, "path", None)
+        template = scope.get("root_path", "") + path if path else "(unmatched)"
         action = getattr(route, "name", None) or "unrouted"
         client = scope.get("client")
         return AuditEntry(

@@ -1,4 +1,8 @@
-"""The /v1 endpoints: parse input, call a service, render output. No logic of their own."""
+"""The /v1 endpoints: parse input, call a service, render output. No logic of their own.
+
+Paths here are relative: the app is always served mounted under ``/v1`` (``serve_app`` for
+``mmsq api``, the daemon's HTTP server), so the audit trail and links carry the full path.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +23,19 @@ from mmsq.api.schemas import (
     DiagnosisOut,
     ResendCreate,
     ResendOut,
+    SubscriptionEventOut,
 )
 from mmsq.api.security import require, services_of
 from mmsq.audit import AuditQuery
 from mmsq.resend import IdempotencyConflictError, Refusal, ResendRefusedError, ResendRequest
+from mmsq.subscription_events import InvalidEventError
+from mmsq.subscriptions import EventOutcome, SubscriptionEvent
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1")
+router = APIRouter()
+#: Where the app is mounted; links in answers carry it.
+PREFIX = "/v1"
 
 _AUTH = (401, 403, 429)
 _REFUSAL_STATUS = {
@@ -86,17 +95,23 @@ def create_resend(
     idempotency_key: IdempotencyKey,
     agent: Annotated[Agent, Depends(require(Permission.RESEND))],
 ) -> ResendOut:
-    """Queue a resend of an edition (default: the latest of the subscriber's product).
+    """Queue a resend of an edition (default: the latest sent to the subscriber) in the MM7
+    outbox, ahead of recovery probes.
 
-    Allowed when the subscription is active, or suspended by mmsq's own delivery suspension
-    (then a delivered resend resumes delivery). Do-not-contact lists do not apply: the
-    subscriber asked. Refused for unknown, unsubscribed, cancelled or operator-suspended
-    subscriptions. The same Idempotency-Key with the same body returns the same resend.
+    Allowed when the subscription is active, also when mmsq's recovery has suspended bulk
+    delivery to the subscriber (``resume_on_delivery``: a delivered resend resumes it).
+    Do-not-contact lists do not apply: the subscriber asked. Refused for unknown,
+    unsubscribed, cancelled or operator-suspended subscriptions. The same Idempotency-Key with
+    the same body returns the same resend.
     """
     services = services_of(request)
     msisdn = _msisdn(request, body.msisdn)
     req = ResendRequest(
-        msisdn=msisdn, reason=body.reason, edition=body.edition, complaint_id=body.complaint_id
+        msisdn=msisdn,
+        reason=body.reason,
+        edition=body.edition,
+        complaint_id=body.complaint_id,
+        product=body.product,
     )
     try:
         resend, created = services.resends.create(agent, idempotency_key, req)
@@ -113,7 +128,7 @@ def create_resend(
             resend_id=exc.existing.id,
         ) from None
     audit_context(request.scope).detail = f"resend {resend.id}" + ("" if created else " (replay)")
-    response.headers["Location"] = f"/v1/resends/{resend.id}"
+    response.headers["Location"] = f"{PREFIX}/resends/{resend.id}"
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
@@ -132,7 +147,8 @@ def read_resend(
     resend_id: Annotated[str, Path(max_length=32, pattern=r"^rs_[0-9a-f]{1,29}$")],
     _agent: Annotated[Agent, Depends(require(Permission.RESEND))],
 ) -> ResendOut:
-    """queued, submitted, delivered or failed (with the cause), and when each happened."""
+    """queued, submitted, delivered or failed (with the cause), and when each happened: the
+    state of the resend's MM7 outbox item."""
     resend = services_of(request).resends.get(resend_id)
     if resend is None:
         raise ProblemError(404, "resend-not-found", f"no resend {resend_id}")
@@ -160,8 +176,9 @@ def diagnose(
     ],
     _agent: Annotated[Agent, Depends(require(Permission.DIAGNOSE))],
 ) -> DiagnosisOut:
-    """Subscription status, last deliveries and causes, verdict and reasons, device and OTA
-    eligibility, remedies already sent, and the next step to read to the subscriber."""
+    """Subscriptions, last deliveries and causes, verdict and reasons, recovery state and
+    history, device and OTA eligibility, remedies already sent, and the next step to read to
+    the subscriber. The do-not-contact list never hides anything here."""
     return DiagnosisOut.of(services_of(request).diagnosis.diagnose(_msisdn(request, msisdn)))
 
 
@@ -252,3 +269,54 @@ def revoke_agent(
         raise ProblemError(404, "agent-not-found", str(exc)) from None
     audit_context(request.scope).detail = f"revoked {agent.name}"
     return AgentOut.of(agent)
+
+
+_EVENT_STATUS = {
+    EventOutcome.APPLIED: status.HTTP_201_CREATED,
+    EventOutcome.UNCHANGED: status.HTTP_202_ACCEPTED,
+    EventOutcome.REJECTED: status.HTTP_202_ACCEPTED,
+    EventOutcome.STALE: status.HTTP_202_ACCEPTED,
+    EventOutcome.DUPLICATE: status.HTTP_200_OK,
+}
+
+
+@router.post(
+    "/subscription-events",
+    name="subscription_event.create",
+    summary="A real-time subscription change from BOSS, MISC or the platform (feed role)",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubscriptionEventOut,
+    responses={
+        200: {
+            "model": SubscriptionEventOut,
+            "description": "duplicate: this event id was received before; nothing changed",
+        },
+        201: {"description": "applied: the event was stored and changed the subscription"},
+        202: {
+            "model": SubscriptionEventOut,
+            "description": "stored, not applied: unchanged (already in that status), stale "
+            "(older than the current state) or rejected (not a valid transition)",
+        },
+        **problem_responses(*_AUTH, 400, 413, 422),
+    },
+)
+def create_subscription_event(
+    body: SubscriptionEvent,
+    request: Request,
+    response: Response,
+    _agent: Annotated[Agent, Depends(require(Permission.FEED))],
+) -> SubscriptionEventOut:
+    """Store one change and apply it to mmsq's subscription status; idempotent by
+    ``event_id`` (a retry answers 200 ``duplicate``). Every event is kept with its outcome,
+    whatever it is; only a body that cannot be read at all is refused (422)."""
+    _msisdn(request, body.msisdn)
+    try:
+        result = services_of(request).subscription_events.apply_event(body)
+    except InvalidEventError as exc:  # pragma: no cover - the MSISDN was checked above
+        raise ProblemError(422, "invalid-msisdn", str(exc)) from None
+    audit_context(request.scope).detail = (
+        f"{body.event_id}: {body.kind.value} {body.product} from {body.source.value}: "
+        f"{result.outcome.value}"
+    )
+    response.status_code = _EVENT_STATUS[result.outcome]
+    return SubscriptionEventOut.of(result)

@@ -11,7 +11,8 @@ from mmsq.agents import Agent, Role
 from mmsq.audit import AuditEntry
 from mmsq.diagnosis import Diagnosis
 from mmsq.resend import Resend, ResendStatus
-from mmsq.subscription_lookup import SubscriptionStatus
+from mmsq.subscription_lookup import SubscriptionStatus, SubscriptionView
+from mmsq.subscriptions import EventOutcome, EventResult
 
 __all__ = [
     "AgentCreate",
@@ -23,6 +24,7 @@ __all__ = [
     "Problem",
     "ResendCreate",
     "ResendOut",
+    "SubscriptionEventOut",
 ]
 
 
@@ -97,21 +99,36 @@ class ResendCreate(BaseModel):
     complaint_id: str | None = Field(
         default=None, min_length=1, max_length=64, description="the complaint ticket, if any"
     )
+    product: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="the product, when the subscriber has several; default: the active one",
+    )
 
 
 class ResendOut(_Out):
     id: str
-    status: ResendStatus = Field(description="queued, submitted, delivered or failed")
+    status: ResendStatus = Field(
+        description="the MM7 outbox item's state: queued (also while being submitted), "
+        "submitted (the MMSC accepted it), delivered (the delivery report said so) or failed"
+    )
     msisdn: str = Field(description="E.164")
     product: str
     edition: str
     reason: str
     complaint_id: str | None
-    priority: int = Field(description="lower is sooner; bulk traffic is 100")
+    priority: int = Field(description="MM7 outbox priority: higher is sooner; probes are 10")
     resume_on_delivery: bool = Field(
-        description="the subscriber is suspended by mmsq; a delivered resend resumes delivery"
+        description="bulk delivery to the subscriber is suspended by mmsq (recovery); a "
+        "delivered resend resumes it"
     )
     cause: str | None = Field(description="why it failed, when it failed")
+    cause_class: str | None = Field(
+        default=None, description="cause class of the failure (docs/cause-classes.md)"
+    )
+    attempts: int = Field(default=0, description="SubmitReq attempts so far")
     message_id: str | None = Field(description="MMSC message id once submitted")
     agent: str
     created_at: datetime
@@ -131,6 +148,8 @@ class ResendOut(_Out):
             priority=r.priority,
             resume_on_delivery=r.resume_on_delivery,
             cause=r.cause,
+            cause_class=r.cause_class,
+            attempts=r.attempts,
             message_id=r.message_id,
             agent=r.agent_name,
             created_at=r.created_at,
@@ -140,10 +159,18 @@ class ResendOut(_Out):
 
 
 class SubscriptionOut(_Out):
-    status: SubscriptionStatus | Literal["unknown"]
+    status: SubscriptionStatus | Literal["unknown"] = Field(
+        description="mmsq's status (billing is the reference): suspended means by the operator"
+    )
     product: str | None = None
-    suspended_by: str | None = None
     since: datetime | None = None
+    channel: str | None = None
+
+    @classmethod
+    def of(cls, v: SubscriptionView | None) -> SubscriptionOut:
+        if v is None:
+            return cls(status="unknown")
+        return cls(status=v.status, product=v.product, since=v.since, channel=v.channel)
 
 
 class DeliveryOut(_Out):
@@ -166,17 +193,39 @@ class AssessmentOut(_Out):
     source: str = Field(description="'scoring', or 'delivery history' before scoring runs")
 
 
+class RecoveryStepOut(_Out):
+    at: datetime
+    from_state: str
+    to_state: str
+    event: str
+    cause: str
+    evidence: str
+
+
+class RecoveryOut(_Out):
+    state: str = Field(
+        description="flagged, remedied, recovered, suspended, probing, resumed, invalid, active"
+    )
+    since: datetime | None
+    probes_sent: int
+    last_probe_at: datetime | None
+    history: list[RecoveryStepOut] = Field(description="latest transitions, newest first")
+
+
 class DeviceOut(_Out):
     tac: str = Field(description="type allocation code: the first 8 digits of the IMEI")
+    brand: str | None = None
     model: str | None
-    ota_eligible: bool | None = Field(description="null: no device profile for this TAC")
+    mms_capable: bool | None = Field(default=None, description="null: TAC not in devices.csv")
+    ota_eligible: bool | None = Field(description="accepts OMA CP settings; null: not known")
     seen_at: datetime | None
 
 
 class RemedyOut(_Out):
-    kind: str = Field(description="help_sms, ota_push, recovery_mms, probe or resend")
+    kind: str = Field(description="help_sms, ota_push, probe or resend")
     sent_at: datetime
     outcome: str | None
+    detail: str | None = None
 
 
 class ScriptOut(_Out):
@@ -193,10 +242,18 @@ class NextStepOut(_Out):
 
 class DiagnosisOut(_Out):
     msisdn: str = Field(description="E.164")
-    subscription: SubscriptionOut
-    suspended_by_mmsq: bool
+    subscription: SubscriptionOut = Field(description="the one the next step is about")
+    subscriptions: list[SubscriptionOut] = Field(
+        default_factory=list, description="every product of the number"
+    )
+    suspended_by_mmsq: bool = Field(
+        description="bulk delivery suspended by mmsq's recovery (suspended or probing)"
+    )
     deliveries: list[DeliveryOut] = Field(description="latest first")
     assessment: AssessmentOut | None
+    recovery: RecoveryOut | None = Field(
+        default=None, description="null: the subscriber never left the active state"
+    )
     device: DeviceOut | None
     remedies: list[RemedyOut] = Field(description="help SMS, OTA pushes, resends; latest first")
     next_step: NextStepOut
@@ -205,22 +262,26 @@ class DiagnosisOut(_Out):
     def of(cls, d: Diagnosis) -> DiagnosisOut:
         s = d.subscription
         remedies = [
-            RemedyOut(kind=r.kind, sent_at=r.sent_at, outcome=r.outcome) for r in d.remedies
+            RemedyOut(kind=r.kind, sent_at=r.sent_at, outcome=r.outcome, detail=r.detail)
+            for r in d.remedies
         ]
         remedies += [
-            RemedyOut(kind="resend", sent_at=r.submitted_at or r.created_at, outcome=r.status.value)
+            RemedyOut(
+                kind="resend",
+                sent_at=r.submitted_at or r.created_at,
+                outcome=r.status.value,
+                detail=f"{r.id}: {r.edition}" + (f" ({r.cause})" if r.cause else ""),
+            )
             for r in d.resends
         ]
         remedies.sort(key=lambda r: r.sent_at, reverse=True)
         a = d.assessment
         case = d.next_step
+        rec = d.recovery
         return cls(
             msisdn=d.msisdn,
-            subscription=SubscriptionOut(
-                status=s.status, product=s.product, suspended_by=s.suspended_by, since=s.since
-            )
-            if s
-            else SubscriptionOut(status="unknown"),
+            subscription=SubscriptionOut.of(s),
+            subscriptions=[SubscriptionOut.of(v) for v in d.subscriptions],
             suspended_by_mmsq=d.suspended_by_mmsq,
             deliveries=[
                 DeliveryOut(
@@ -245,9 +306,30 @@ class DiagnosisOut(_Out):
             )
             if a
             else None,
+            recovery=RecoveryOut(
+                state=rec.state.value,
+                since=rec.since,
+                probes_sent=rec.probes_sent,
+                last_probe_at=rec.last_probe_at,
+                history=[
+                    RecoveryStepOut(
+                        at=t.at,
+                        from_state=t.from_state.value,
+                        to_state=t.to_state.value,
+                        event=t.event.value,
+                        cause=t.cause,
+                        evidence=t.evidence,
+                    )
+                    for t in rec.transitions
+                ],
+            )
+            if rec
+            else None,
             device=DeviceOut(
                 tac=d.device.tac,
+                brand=d.device.brand,
                 model=d.device.model,
+                mms_capable=d.device.mms_capable,
                 ota_eligible=d.device.ota_eligible,
                 seen_at=d.device.seen_at,
             )
@@ -322,3 +404,41 @@ class AgentOut(_Out):
 
 class AgentCreated(AgentOut):
     token: str = Field(description="the bearer token; shown this once, stored only hashed")
+
+
+class SubscriptionEventOut(_Out):
+    """What became of one subscription event (``mmsq.subscriptions.EventOutcome``)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "boss-20261123-000042",
+                    "outcome": "applied",
+                    "status": "unsubscribed",
+                    "previous_status": "active",
+                    "reason": "",
+                }
+            ]
+        },
+    )
+
+    event_id: str
+    outcome: EventOutcome = Field(
+        description="applied (status changed), unchanged (already so), rejected (not a valid "
+        "transition), stale (older than the current state), duplicate (event id seen before)"
+    )
+    status: SubscriptionStatus | None = Field(description="mmsq's status after the event")
+    previous_status: SubscriptionStatus | None
+    reason: str
+
+    @classmethod
+    def of(cls, r: EventResult) -> SubscriptionEventOut:
+        return cls(
+            event_id=r.event_id,
+            outcome=r.outcome,
+            status=r.status,
+            previous_status=r.previous_status,
+            reason=r.reason,
+        )

@@ -11,6 +11,7 @@ from mmsq.msisdn import MsisdnNormaliser
 from mmsq.ports import Clock
 from mmsq.rate_limit import RateLimiter
 from mmsq.resend import ResendService
+from mmsq.subscription_events import SubscriptionEventService
 
 __all__ = ["ApiServices"]
 
@@ -23,6 +24,7 @@ class ApiServices:
     resends: ResendService
     diagnosis: DiagnosisService
     audit: AuditLog
+    subscription_events: SubscriptionEventService
     rate_limiter: RateLimiter
     normaliser: MsisdnNormaliser
     clock: Clock

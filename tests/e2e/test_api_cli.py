@@ -39,11 +39,13 @@ def test_agents_add_list_revoke(tmp_path: Path) -> None:
 def test_mmsq_api_serves_the_agent_api(tmp_path: Path) -> None:
     assert run(["db", "upgrade"], tmp_path).returncode == 0
     token = run(["agents", "add", "li.wei"], tmp_path).stdout.strip()
-    (tmp_path / "subs.csv").write_text(
+    (tmp_path / "boss.csv").write_text(
         "msisdn,product,status\n13800138000,ah-daily,active\n", encoding="utf-8"
     )
+    imported = run(["subscriptions", "import", "--source", "boss", "boss.csv"], tmp_path)
+    assert imported.returncode == 0, imported.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMSQ_")}
-    env.update({"MMSQ_API__SUBSCRIPTIONS_CSV": "subs.csv", "MMSQ_LOG__FORMAT": "json"})
+    env.update({"MMSQ_LOG__FORMAT": "json"})
     proc = subprocess.Popen(
         [sys.executable, "-m", "mmsq", "api", "--host", "127.0.0.1", "--port", "0"],
         cwd=tmp_path,
@@ -75,6 +77,9 @@ def test_mmsq_api_serves_the_agent_api(tmp_path: Path) -> None:
                 headers={**auth, "Idempotency-Key": "k1"},
             )
             assert r.status_code == 202, r.text
+            assert r.json()["status"] == "queued"  # in the MM7 outbox, for the daemon to send
+            doc = c.get("/v1/openapi.json").json()
+            assert doc["servers"] == [{"url": "/v1"}]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -9,14 +9,20 @@ from datetime import timedelta
 from typing import Any
 
 import httpx2 as httpx
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from mmsq.adapters.sql_api_schema import api_audit, api_resends
+from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.audit import AuditQuery
+from mmsq.delivery_feedback import connect_recovery
+from mmsq.recovery import RecoveryService
+from mmsq.scoring_rules import load_scoring_rules
 from tests.api_harness import (
     ACTIVE,
+    BLACKLISTED,
     CANCELLED,
     MMSQ_SUSPENDED,
     NO_DELIVERIES,
@@ -72,8 +78,15 @@ def test_resend_accepted_with_location_and_readable_status(
     assert doc["msisdn"] == ACTIVE
     assert doc["status"] == "queued"
     assert doc["edition"] == "ah-daily-20261122-am"  # the latest known for the subscriber
-    assert doc["priority"] < 100
+    assert doc["priority"] == 100  # the outbox's resend priority, ahead of probes (10)
     assert doc["resume_on_delivery"] is False
+    [item] = world.outbox.status(doc["id"])
+    assert (item.kind, item.msisdn, item.edition, item.state) == (
+        "resend",
+        ACTIVE,
+        "ah-daily-20261122-am",
+        "queued",
+    )
     got = client.get(r.headers["location"], headers=world.auth())
     assert got.status_code == 200
     assert got.json()["id"] == doc["id"]
@@ -104,7 +117,7 @@ def test_resend_without_any_delivery_record_uses_the_given_edition(
     [
         (UNSUBSCRIBED, 409, "subscription-inactive", "unsubscribed since 2026-10-02"),
         (CANCELLED, 409, "subscription-inactive", "cancelled"),
-        (OPERATOR_SUSPENDED, 409, "subscription-suspended", "billing"),
+        (OPERATOR_SUSPENDED, 409, "subscription-suspended", "suspended by the operator"),
         ("+8613900000000", 404, "subscription-unknown", "no subscription"),
     ],
 )
@@ -195,13 +208,17 @@ def test_diagnosis_shows_subscription_deliveries_verdict_device_and_next_step(
     assert d["subscription"] == {
         "status": "active",
         "product": "ah-daily",
-        "suspended_by": None,
-        "since": None,
+        "since": "2026-09-01T00:00:00Z",
+        "channel": None,
     }
+    assert [s["product"] for s in d["subscriptions"]] == ["ah-daily"]
     assert [x["cause"] for x in d["deliveries"]] == ["not_fetched", "not_fetched", "delivered"]
     assert d["deliveries"][0]["status_code"] == "Expired"
-    assert d["assessment"]["verdict"] == "handset_misconfigured"
+    assert d["assessment"]["verdict"] == "terminal_misconfigured"
+    assert d["assessment"]["source"] == "delivery history"  # never left active: not scored
     assert d["assessment"]["reasons"]
+    assert d["recovery"] is None
+    assert d["suspended_by_mmsq"] is False
     assert d["device"]["tac"] == "86171203"
     assert [x["kind"] for x in d["remedies"]] == ["resend"]
     assert d["next_step"]["case"] == "handset_settings"
@@ -293,6 +310,7 @@ def test_audit_records_every_call_with_msisdn_policy(client: TestClient, world: 
         (None, "diagnosis.read", 401, None),
         ("agent-1", "resend.create", 409, UNSUBSCRIBED),
     ]
+    assert entries[0]["route"] == "/v1/resends"
     assert entries[1]["route"] == "/v1/subscribers/{msisdn}/diagnosis"
     assert entries[0]["detail"].startswith("resend rs_")
     assert entries[3]["detail"] == "subscription-inactive"
@@ -349,3 +367,137 @@ def test_audit_entry_is_written_before_the_answer_leaves(
     page = world.store.query(AuditQuery())
     assert [e.request_id for e in page.entries] == ["req-12345678"]
     assert world.clock.now() - page.entries[0].at < timedelta(seconds=1)
+
+
+def test_resend_status_follows_its_outbox_item(client: TestClient, world: ApiWorld) -> None:
+    r = post_resend(client, world, {"msisdn": ACTIVE, "reason": "x"})
+    location = r.headers["location"]
+    world.outbox.dispatch_once()
+    sent = client.get(location, headers=world.auth()).json()
+    assert sent["status"] == "submitted"
+    assert sent["message_id"] == "MID000001"
+    assert [m.msisdn for m in world.mmsc.submitted] == [ACTIVE]
+    world.outbox.on_delivery_report(("MID000001", ACTIVE, "Retrieved", world.clock.now()))
+    done = client.get(location, headers=world.auth()).json()
+    assert done["status"] == "delivered"
+    assert done["done_at"] is not None
+    assert done["cause"] is None
+
+
+def test_failed_resend_says_why(client: TestClient, world: ApiWorld) -> None:
+    r = post_resend(client, world, {"msisdn": ACTIVE, "reason": "x"})
+    world.outbox.dispatch_once()
+    world.outbox.on_delivery_report(("MID000001", ACTIVE, "Expired", world.clock.now()))
+    doc = client.get(r.headers["location"], headers=world.auth()).json()
+    assert doc["status"] == "failed"
+    assert "Expired" in doc["cause"]
+    assert doc["cause_class"] == "not_fetched"
+
+
+def test_delivered_resend_resumes_a_subscriber_suspended_by_mmsq(
+    client: TestClient, world: ApiWorld
+) -> None:
+    rstore = SqlRecoveryStore(world.sql.engine)
+    recovery = RecoveryService(
+        rstore, rstore, load_scoring_rules(None).recovery, world.clock, "Asia/Shanghai"
+    )
+    connect_recovery(world.outbox, recovery)
+    diag = f"/v1/subscribers/{MMSQ_SUSPENDED}/diagnosis"
+    before = client.get(diag, headers=world.auth()).json()
+    assert before["suspended_by_mmsq"] is True
+    assert before["recovery"]["state"] == "suspended"
+    assert [h["to_state"] for h in before["recovery"]["history"]] == ["suspended", "flagged"]
+    assert before["assessment"]["source"] == "scoring"
+    assert before["assessment"]["verdict"] == "terminal_misconfigured"
+    assert before["assessment"]["reasons"][0] == "terminal_misconfigured (score 0.91)"
+    assert before["next_step"]["case"] == "delivery_suspended"
+    r = post_resend(client, world, {"msisdn": MMSQ_SUSPENDED, "reason": "x"})
+    assert r.json()["resume_on_delivery"] is True
+    world.outbox.dispatch_once()
+    world.outbox.on_delivery_report(("MID000001", MMSQ_SUSPENDED, "Retrieved", world.clock.now()))
+    after = client.get(diag, headers=world.auth()).json()
+    assert after["suspended_by_mmsq"] is False
+    assert after["recovery"]["state"] == "resumed"
+    assert after["recovery"]["history"][0]["event"] == "delivered"
+    assert r.json()["id"] in after["recovery"]["history"][0]["evidence"]
+    assert [x["outcome"] for x in after["remedies"] if x["kind"] == "resend"] == ["delivered"]
+
+
+def test_do_not_contact_list_never_blocks_resend_or_diagnosis(
+    client: TestClient, world: ApiWorld
+) -> None:
+    SqlRecoveryStore(world.sql.engine).upsert_blacklist(
+        pd.DataFrame({"msisdn": [BLACKLISTED], "reason": ["complained"], "until": [None]}),
+        world.clock.now(),
+    )
+    r = post_resend(client, world, {"msisdn": BLACKLISTED, "reason": "x", "edition": "ah-1"})
+    assert r.status_code == 202, r.text
+    d = client.get(f"/v1/subscribers/{BLACKLISTED}/diagnosis", headers=world.auth())
+    assert d.status_code == 200
+    assert d.json()["subscription"]["status"] == "active"
+
+
+def _event(event_id: str, kind: str, at: str, msisdn: str = "13900139000") -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "msisdn": msisdn,
+        "product": "ah-daily",
+        "kind": kind,
+        "event_time": at,
+        "source": "boss",
+        "channel": "sms",
+    }
+
+
+def test_subscription_events_from_the_feed(client: TestClient, world: ApiWorld) -> None:
+    feed = world.auth("feed")
+    url = "/v1/subscription-events"
+    new = client.post(
+        url, json=_event("e1", "subscribe", "2026-11-20T08:00:00+08:00"), headers=feed
+    )
+    assert new.status_code == 201, new.text
+    assert new.json() == {
+        "event_id": "e1",
+        "outcome": "applied",
+        "status": "active",
+        "previous_status": None,
+        "reason": "",
+    }
+    again = client.post(
+        url, json=_event("e1", "subscribe", "2026-11-20T08:00:00+08:00"), headers=feed
+    )
+    assert (again.status_code, again.json()["outcome"]) == (200, "duplicate")
+    stale = client.post(
+        url, json=_event("e2", "unsubscribe", "2026-11-19T08:00:00+08:00"), headers=feed
+    )
+    assert (stale.status_code, stale.json()["outcome"]) == (202, "stale")
+    same = client.post(url, json=_event("e3", "resume", "2026-11-21T08:00:00Z"), headers=feed)
+    assert (same.status_code, same.json()["outcome"]) == (202, "unchanged")
+    bad = client.post(
+        url, json=_event("e7", "resume", "2026-11-21T08:00:00Z", "13900139001"), headers=feed
+    )
+    assert (bad.status_code, bad.json()["outcome"]) == (202, "rejected")
+    assert bad.json()["reason"] == "cannot resume from no subscription"
+    # The subscription is now active for resends and diagnosis.
+    d = client.get("/v1/subscribers/13900139000/diagnosis", headers=world.auth()).json()
+    assert d["subscription"]["status"] == "active"
+    assert d["subscription"]["channel"] == "sms"
+    assert_problem(
+        client.post(url, json=_event("e4", "subscribe", "x"), headers=feed), 422, "validation"
+    )
+    assert_problem(
+        client.post(
+            url, json=_event("e5", "cancel", "2026-11-21T08:00:00Z", msisdn="999"), headers=feed
+        ),
+        422,
+        "invalid-msisdn",
+    )
+    refused = client.post(
+        url, json=_event("e6", "cancel", "2026-11-21T08:00:00Z"), headers=world.auth()
+    )
+    assert_problem(refused, 403, "forbidden")
+    entries = client.get("/v1/audit", headers=world.auth("supervisor")).json()["entries"]
+    events = [e for e in entries if e["action"] == "subscription_event.create"]
+    assert [e["status"] for e in events] == [201, 200, 202, 202, 202, 422, 422, 403]
+    assert events[0]["subject"] == "+86139****9000"
+    assert events[0]["detail"] == "e1: subscribe ah-daily from boss: applied"

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
@@ -51,7 +52,9 @@ class _DeferredApp:
 
 def _document() -> dict[str, Any]:
     # The document depends only on the routes, not on the services behind them.
-    stub = cast(ApiServices, SimpleNamespace(max_body_bytes=4096, audit=None, clock=None))
+    stub = cast(
+        ApiServices, SimpleNamespace(max_body_bytes=4096, audit=None, clock=None, threads=4)
+    )
     return create_app(stub).openapi()
 
 
@@ -67,12 +70,12 @@ schema.app = _app
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_api_keeps_to_its_openapi_document(case: Any, world: ApiWorld) -> None:
-    _app.target = world.app
+    _app.target = world.api
     case.call_and_validate(headers=world.auth("admin"), checks=CHECKS)
 
 
 def test_openapi_document_declares_problems_security_and_examples(world: ApiWorld) -> None:
-    doc = world.app.openapi()
+    doc = world.api.openapi()
     assert doc["components"]["securitySchemes"]["bearer"] == {
         "type": "http",
         "scheme": "bearer",
@@ -86,6 +89,14 @@ def test_openapi_document_declares_problems_security_and_examples(world: ApiWorl
             for code in ("401", "403", "429", "422"):
                 content = op["responses"][code]["content"]
                 assert "application/problem+json" in content, (method, path, code)
-    resend = doc["paths"]["/v1/resends"]["post"]
+    resend = doc["paths"]["/resends"]["post"]
     assert resend["requestBody"]["content"]["application/json"]["schema"]
     assert doc["components"]["schemas"]["ResendCreate"]["examples"]
+
+
+def test_openapi_document_served_under_v1_names_its_server(world: ApiWorld) -> None:
+    with TestClient(world.app) as c:
+        doc = c.get("/v1/openapi.json").json()
+    assert doc["servers"] == [{"url": "/v1"}]
+    assert "/subscription-events" in doc["paths"]
+    assert set(doc["paths"]["/subscription-events"]["post"]["responses"]) >= {"200", "201", "202"}

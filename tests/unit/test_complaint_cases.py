@@ -8,15 +8,11 @@ from pathlib import Path
 import pytest
 
 from mmsq.complaint_cases import CaseFacts, load_complaint_cases
-from mmsq.diagnosis import DeliveryRecord, DiagnosisService, HistoryDiagnosisSource
+from mmsq.diagnosis import DeliveryRecord, DiagnosisService
+from mmsq.recovery import State, SubscriberRecovery
 from mmsq.rules_loader import RulesError
-from mmsq.subscription_lookup import (
-    SUSPENDED_BY_MMSQ,
-    InMemorySubscriptions,
-    SubscriptionStatus,
-    SubscriptionView,
-)
-from tests.api_fakes import FakeHistory, MemoryResendStore
+from mmsq.subscription_lookup import InMemorySubscriptions, SubscriptionStatus, SubscriptionView
+from tests.api_fakes import FakeHistory, FakeRecovery, MemoryResendStore, NoDevices
 
 MSISDN = "+8613800138000"
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
@@ -87,11 +83,6 @@ def record(
     return DeliveryRecord(MSISDN, "ed", f"m{minutes_ago}", at, at, "mm7", code, None, cause, final)
 
 
-class NoDevices:
-    def device(self, msisdn: str) -> None:
-        return None
-
-
 def test_diagnosis_of_a_misconfigured_handset() -> None:
     subs = InMemorySubscriptions([SubscriptionView(MSISDN, "ah-daily", SubscriptionStatus.ACTIVE)])
     history = FakeHistory(
@@ -105,29 +96,68 @@ def test_diagnosis_of_a_misconfigured_handset() -> None:
     svc = DiagnosisService(
         subscriptions=subs,
         history=history,
-        source=HistoryDiagnosisSource(NoDevices()),
+        devices=NoDevices(),
+        recovery=FakeRecovery(),
         resends=MemoryResendStore(),
         cases=load_complaint_cases(),
     )
     d = svc.diagnose(MSISDN)
     assert d.assessment is not None
-    assert d.assessment.verdict == "handset_misconfigured"
+    assert d.assessment.verdict == "terminal_misconfigured"
+    assert d.assessment.source == "delivery history"
     assert d.assessment.reasons[0] == "2 of the last 3 final deliveries failed"
     assert d.next_step.id == "handset_settings"
     assert [r.message_id for r in d.deliveries] == ["m10", "m20", "m720", "m1440"]
 
 
 def test_diagnosis_of_subscriber_suspended_by_mmsq() -> None:
-    subs = InMemorySubscriptions(
-        [SubscriptionView(MSISDN, "ah-daily", SubscriptionStatus.SUSPENDED, SUSPENDED_BY_MMSQ)]
+    subs = InMemorySubscriptions([SubscriptionView(MSISDN, "ah-daily", SubscriptionStatus.ACTIVE)])
+    recovery = SubscriberRecovery(
+        MSISDN,
+        State.PROBING,
+        "unreachable",
+        "unreachable (score 0.80): 9 failed days in a row; phone off",
+        T0,
+        2,
+        T0,
+        (),
     )
     svc = DiagnosisService(
         subscriptions=subs,
         history=FakeHistory([record(10, "not_fetched")]),
-        source=HistoryDiagnosisSource(NoDevices()),
+        devices=NoDevices(),
+        recovery=FakeRecovery({MSISDN: recovery}),
         resends=MemoryResendStore(),
         cases=load_complaint_cases(),
     )
     d = svc.diagnose(MSISDN)
     assert d.suspended_by_mmsq
     assert d.next_step.id == "delivery_suspended"
+    assert d.assessment is not None
+    assert (d.assessment.verdict, d.assessment.recovery_state, d.assessment.source) == (
+        "unreachable",
+        "probing",
+        "scoring",
+    )
+    assert d.assessment.reasons == (
+        "unreachable (score 0.80)",
+        "9 failed days in a row",
+        "phone off",
+    )
+
+
+def test_operator_suspension_is_not_mmsq_suspension() -> None:
+    subs = InMemorySubscriptions(
+        [SubscriptionView(MSISDN, "ah-daily", SubscriptionStatus.SUSPENDED)]
+    )
+    svc = DiagnosisService(
+        subscriptions=subs,
+        history=FakeHistory([record(10, "not_fetched")]),
+        devices=NoDevices(),
+        recovery=FakeRecovery(),
+        resends=MemoryResendStore(),
+        cases=load_complaint_cases(),
+    )
+    d = svc.diagnose(MSISDN)
+    assert not d.suspended_by_mmsq
+    assert d.next_step.id == "account_suspended"

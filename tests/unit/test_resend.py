@@ -3,59 +3,59 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from dataclasses import replace
 
 import pytest
 
+from mmsq.mms_outbox_model import OutboxState
+from mmsq.recovery import State, SubscriberRecovery
 from mmsq.resend import (
     RESEND_PRIORITY,
     IdempotencyConflictError,
-    NoSuspension,
+    RecoverySuspension,
     Refusal,
     Resend,
-    ResendDispatcher,
     ResendRefusedError,
     ResendRequest,
-    ResendSendError,
     ResendService,
     ResendStatus,
+    status_of,
 )
-from mmsq.subscription_lookup import (
-    SUSPENDED_BY_MMSQ,
-    InMemorySubscriptions,
-    SubscriptionStatus,
-    SubscriptionView,
+from mmsq.subscription_lookup import InMemorySubscriptions, SubscriptionStatus, SubscriptionView
+from tests.api_fakes import (
+    FakeRecovery,
+    FixedClock,
+    MemoryOutbox,
+    MemoryResendStore,
+    StaticEditions,
+    agent,
 )
-from tests.api_fakes import FixedClock, MemoryResendStore, StaticEditions, agent
 
 MSISDN = "+8613800138000"
 
 
-class Suspended:
-    def __init__(self, *msisdns: str) -> None:
-        self.msisdns = set(msisdns)
-
-    def delivery_suspended(self, msisdn: str) -> bool:
-        return msisdn in self.msisdns
+def recovery_in(state: State) -> FakeRecovery:
+    return FakeRecovery({MSISDN: SubscriberRecovery(MSISDN, state, None, None, None, 0, None, ())})
 
 
 def service(
     status: SubscriptionStatus | None = SubscriptionStatus.ACTIVE,
-    suspended_by: str | None = None,
-    suspension: object = None,
+    recovery: FakeRecovery | None = None,
     editions: dict[str, str] | None = None,
+    outbox: MemoryOutbox | None = None,
 ) -> tuple[ResendService, MemoryResendStore]:
     subs = InMemorySubscriptions()
     if status is not None:
-        subs.put(SubscriptionView(MSISDN, "ah-daily", status, suspended_by))
+        subs.put(SubscriptionView(MSISDN, "ah-daily", status))
     store = MemoryResendStore()
     svc = ResendService(
         store=store,
+        outbox=outbox or MemoryOutbox(),
         subscriptions=subs,
         editions=StaticEditions(
             editions if editions is not None else {"ah-daily": "ah-daily-20261123-am"}
         ),
-        suspension=suspension or NoSuspension(),  # type: ignore[arg-type]
+        suspension=RecoverySuspension(recovery or FakeRecovery()),
         clock=FixedClock(),
     )
     return svc, store
@@ -73,7 +73,7 @@ def test_resend_queued_for_active_subscription_with_latest_edition_and_priority(
     assert resend.edition == "ah-daily-20261123-am"
     assert resend.priority == RESEND_PRIORITY
     assert not resend.resume_on_delivery
-    assert store.resend_by_id(resend.id) == resend
+    assert store.resend_by_id(resend.id) == replace(resend, status=ResendStatus.QUEUED)
 
 
 def test_resend_of_an_edition_mmsq_never_sent_is_allowed() -> None:
@@ -102,17 +102,21 @@ def test_resend_refused_when_subscription_not_active(
     assert store.rows == {}
 
 
-def test_resend_to_subscriber_suspended_by_mmsq_is_allowed_and_resumes_on_delivery() -> None:
-    svc, _ = service(SubscriptionStatus.SUSPENDED, suspended_by=SUSPENDED_BY_MMSQ)
+@pytest.mark.parametrize("state", [State.SUSPENDED, State.PROBING])
+def test_resend_to_subscriber_suspended_by_mmsq_is_allowed_and_resumes_on_delivery(
+    state: State,
+) -> None:
+    svc, _ = service(recovery=recovery_in(state))
     resend, created = svc.create(agent(), "k1", request())
     assert created
     assert resend.resume_on_delivery
 
 
-def test_active_subscriber_in_recovery_suspension_gets_resume_flag() -> None:
-    svc, _ = service(suspension=Suspended(MSISDN))
+@pytest.mark.parametrize("state", [State.FLAGGED, State.RESUMED, State.INVALID])
+def test_other_recovery_states_do_not_set_the_resume_flag(state: State) -> None:
+    svc, _ = service(recovery=recovery_in(state))
     resend, _ = svc.create(agent(), "k1", request())
-    assert resend.resume_on_delivery
+    assert not resend.resume_on_delivery
 
 
 def test_resend_refused_when_no_edition_known_and_none_given() -> None:
@@ -165,41 +169,48 @@ def test_concurrent_duplicates_create_one_resend() -> None:
     assert {r.id for r in results} == set(store.rows)
 
 
-class Sender:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.sent: list[str] = []
-
-    def submit(self, resend: Resend) -> str:
-        if self.fail:
-            raise ResendSendError("mm7 SubmitRsp 4006 service unavailable")
-        self.sent.append(resend.id)
-        return f"mid-{len(self.sent)}"
-
-
-def test_dispatcher_submits_and_records_outcomes() -> None:
-    svc, store = service()
+def test_resend_is_queued_in_the_outbox_and_shows_its_state() -> None:
+    outbox = MemoryOutbox()
+    svc, _ = service(outbox=outbox)
     r, _ = svc.create(agent(), "k1", request())
-    clock = FixedClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
-    sender = Sender()
-    dispatcher = ResendDispatcher(store, sender, clock)
-    assert dispatcher.run_once() == 1
-    submitted = store.resend_by_id(r.id)
-    assert submitted is not None
-    assert submitted.status is ResendStatus.SUBMITTED
-    assert submitted.message_id == "mid-1"
-    assert dispatcher.run_once() == 0
-    done = dispatcher.record_outcome(r.id, delivered=False, cause="not_fetched")
-    assert done is not None
-    assert (done.status, done.cause) == (ResendStatus.FAILED, "not_fetched")
+    [item] = outbox.status(r.id)
+    assert (item.kind, item.msisdn, item.edition, item.priority) == (
+        "resend",
+        MSISDN,
+        "ah-daily-20261123-am",
+        RESEND_PRIORITY,
+    )
+    outbox.items[("resend", r.id)] = replace(
+        item, state=OutboxState.FAILED, reason="refused by the MMSC: 2002", cause="unknown"
+    )
+    got = svc.get(r.id)
+    assert got is not None
+    assert (got.status, got.cause, got.cause_class) == (
+        ResendStatus.FAILED,
+        "refused by the MMSC: 2002",
+        "unknown",
+    )
 
 
-def test_dispatcher_records_send_failure_cause() -> None:
-    svc, store = service()
+def test_a_resend_recorded_without_its_outbox_item_is_queued_when_read() -> None:
+    outbox = MemoryOutbox()
+    svc, _ = service(outbox=outbox)
     r, _ = svc.create(agent(), "k1", request())
-    ResendDispatcher(store, Sender(fail=True), FixedClock()).run_once()
-    failed = store.resend_by_id(r.id)
-    assert failed is not None
-    assert failed.status is ResendStatus.FAILED
-    assert failed.cause is not None
-    assert "4006" in failed.cause
+    outbox.items.clear()  # as if the process died between recording and queueing
+    assert svc.get(r.id) is not None
+    assert len(outbox.status(r.id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [
+        (OutboxState.QUEUED, ResendStatus.QUEUED),
+        (OutboxState.SUBMITTING, ResendStatus.QUEUED),
+        (OutboxState.SUBMITTED, ResendStatus.SUBMITTED),
+        (OutboxState.DELIVERED, ResendStatus.DELIVERED),
+        (OutboxState.FAILED, ResendStatus.FAILED),
+        (OutboxState.EXPIRED, ResendStatus.FAILED),
+    ],
+)
+def test_resend_status_of_each_outbox_state(state: OutboxState, status: ResendStatus) -> None:
+    assert status_of(state) is status
