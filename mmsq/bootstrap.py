@@ -222,7 +222,6 @@ def _optional_jobs(
     The SMPP adapter, outbox and dispatcher update the `metrics` passed here (queue depth,
     messages and segments sent, throttling events, receipt lag, unmatched receipts).
     """
-    del metrics
     jobs: dict[str, tuple[JobFunc, str]] = {}
     report = weekly_report_job(app)
 
@@ -248,12 +247,12 @@ def _optional_jobs(
         score_job(app),
         "score subscribers over the daily aggregates and move the recovery state machine",
     )
-    jobs.update(_outreach_jobs(app, health, hooks))
+    jobs.update(_outreach_jobs(app, health, hooks, metrics))
     return jobs
 
 
 def _outreach_jobs(
-    app: App, health: HealthRegistry, hooks: ShutdownHooks
+    app: App, health: HealthRegistry, hooks: ShutdownHooks, metrics: Metrics
 ) -> dict[str, tuple[JobFunc, str]]:
     """``plan`` (flagged subscribers -> planned contacts) and ``dispatch`` (the outbox to the
     SMSC, then flagged -> remedied for what the SMSC took). The SMPP bind is opened by the
@@ -261,7 +260,14 @@ def _outreach_jobs(
     from mmsq.remedies import plan_remedies, record_remedies
 
     scoring = build_scoring(app)
-    outreach = build_outreach(app.settings, clock=app.clock, check_schema=False)
+    from mmsq.metrics import OutreachPrometheus
+
+    outreach = build_outreach(
+        app.settings,
+        clock=app.clock,
+        check_schema=False,
+        metrics=OutreachPrometheus(metrics),
+    )
     last_round: list[datetime] = [app.clock.now()]
     dispatch_cfg = app.settings.daemon.jobs.dispatch
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "OutreachPrometheus"]
 
 _JOB_BUCKETS = (0.05, 0.25, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+_BIND_STATES = ("stopped", "connecting", "bound", "throttled", "backoff", "disconnected", "failed")
 _LAG_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 
 
@@ -156,3 +157,58 @@ class Metrics:
         self.ingest_stored.labels(source=source).inc(stored)
         self.ingest_duplicates.labels(source=source).inc(duplicates)
         self.ingest_quarantined.labels(source=source).inc(quarantined)
+
+
+class OutreachPrometheus:
+    """The outreach dispatcher's metrics (``mmsq.outbox.OutreachMetrics``) on the daemon's
+    Prometheus series: queue depth, segments and messages sent, throttling, receipt lag,
+    unmatched receipts; the bind state as a one-hot gauge."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+        self.bind_states = Gauge(
+            "mmsq_smpp_bind_state",
+            "SMPP bind state (1 for the current state of each bind)",
+            ["bind", "state"],
+            registry=metrics.registry,
+        )
+        self.submit_results = Counter(
+            "mmsq_sms_submit_results",
+            "submit_sm answers: accepted, retry, or the cause class of a permanent error",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+
+    def queue_depth(self, planned: int, in_flight: int) -> None:
+        self._m.queue_depth.labels(queue="sms_planned").set(planned)
+        self._m.queue_depth.labels(queue="sms_in_flight").set(in_flight)
+
+    def submitted(self, segments: int) -> None:
+        self._m.sms_segments_sent.labels(bind="smpp").inc(segments)
+
+    def submit_result(self, outcome: str) -> None:
+        self.submit_results.labels(outcome=outcome).inc()
+        if outcome == "accepted":
+            self._m.messages_sent.labels(channel="sms", kind="segment").inc()
+
+    def throttled(self, bind: str) -> None:
+        self._m.throttling_events.labels(peer=f"smpp:{bind}").inc()
+
+    def receipt(self, stat: str, lag_s: float | None) -> None:
+        if lag_s is not None:
+            self._m.receipt_lag.labels(channel="sms").observe(lag_s)
+
+    def unmatched_receipt(self, count: int = 1) -> None:
+        self._m.receipts_unmatched.labels(channel="sms").inc(count)
+
+    def bind_state(self, bind: str, state: str) -> None:
+        for s in (
+            "stopped",
+            "connecting",
+            "bound",
+            "throttled",
+            "backoff",
+            "disconnected",
+            "failed",
+        ):
+            self.bind_states.labels(bind=bind, state=s).set(1 if s == state else 0)
