@@ -172,7 +172,14 @@ def weekly_report_job(app: App) -> Callable[[], ReportRun]:
 
 #: Jobs whose services are built on other lines of work. Each has a schedule in the config
 #: ([daemon.jobs.<name>]) but is registered only once `_optional_jobs` returns it.
-OPTIONAL_JOBS: tuple[str, ...] = ("score", "plan", "dispatch", "reconcile", "weekly_report")
+OPTIONAL_JOBS: tuple[str, ...] = (
+    "score",
+    "plan",
+    "dispatch",
+    "reconcile",
+    "reconcile_monthly",
+    "weekly_report",
+)
 
 
 @dataclass
@@ -243,6 +250,18 @@ def _optional_jobs(
         return {"counts": report["counts"], "compared": report["compared"]}
 
     jobs["reconcile"] = (reconcile, "reconcile BOSS, MISC and the content platform's send list")
+
+    def reconcile_monthly() -> dict[str, object]:
+        from mmsq.adapters.reconcile_files import CsvDifferenceExport
+
+        month = app.clock.now().strftime("%Y-%m")
+        target = export_dir / f"monthly-{month}" if export_dir else None
+        report = subscriptions.reconcile.reconcile(
+            None, CsvDifferenceExport(target) if target else None
+        ).as_dict()
+        return {"month": month, "counts": report["counts"], "compared": report["compared"]}
+
+    jobs["reconcile_monthly"] = (reconcile_monthly, "the monthly reconciliation, exported apart")
     jobs["score"] = (
         score_job(app),
         "score subscribers over the daily aggregates and move the recovery state machine",

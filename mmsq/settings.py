@@ -185,6 +185,11 @@ class ReconcileJobSchedule(JobSchedule):
     misfire_grace_s: int | None = Field(default=6 * 3600, ge=1)
 
 
+class MonthlyReconcileJobSchedule(JobSchedule):
+    cron: str | None = "0 6 1 * *"
+    misfire_grace_s: int | None = Field(default=24 * 3600, ge=1)
+
+
 class WeeklyReportJobSchedule(JobSchedule):
     cron: str | None = "0 8 * * mon"
     misfire_grace_s: int | None = Field(default=12 * 3600, ge=1)
@@ -199,6 +204,7 @@ class DaemonJobsSettings(_Section):
     plan: PlanJobSchedule = PlanJobSchedule()
     dispatch: DispatchJobSchedule = DispatchJobSchedule()
     reconcile: ReconcileJobSchedule = ReconcileJobSchedule()
+    reconcile_monthly: MonthlyReconcileJobSchedule = MonthlyReconcileJobSchedule()
     weekly_report: WeeklyReportJobSchedule = WeeklyReportJobSchedule()
 
 
