@@ -15,8 +15,14 @@ Where each figure comes from, for a province-week (about 21 million events):
   (``RecoveryService.funnel`` and who was suspended when the week began);
 - reconciliation: the counts of the ``reconcile_runs`` that finished in the week.
 
-Complaints (the agent API) and the holdout group (outreach) are not recorded by this version:
-``complaints`` returns ``NotAvailable`` and the funnel has no holdout figures.
+- complaints: the agent API's resends recorded in the week (a resend is an agent's answer to a
+  complaint) over the subscribers with an active subscription (``subscriptions``), or, where
+  no subscription status is known, the subscribers with a delivery in the week; not available
+  while the agent API has recorded no resend at all;
+- the funnel's holdout group: subscribers flagged in the week (``recovery_transitions``) whom
+  outreach put in the holdout (``outreach_decisions``), and how many of them reached
+  ``recovered`` after being flagged and before the week ended; no holdout figures while
+  outreach has recorded no holdout decision.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from mmsq.adapters.sql_api_schema import api_resends
+from mmsq.adapters.sql_outreach_schema import outreach_decisions
 from mmsq.adapters.sql_schema import unknown_codes
 from mmsq.adapters.sql_scoring_schema import recovery_transitions
 from mmsq.adapters.sql_store import SqlStore
-from mmsq.adapters.sql_subscriptions_schema import reconcile_runs
+from mmsq.adapters.sql_subscriptions_schema import reconcile_runs, subscriptions
 from mmsq.aggregates import LATENCY_EDGES_S
 from mmsq.domain import CAUSE_CLASSES, CauseClass
 from mmsq.latency_histogram import histogram_percentiles
@@ -285,7 +293,23 @@ class SqlReportSource:
     # -- recovery, funnel, reconciliation ------------------------------------------------
 
     def complaints(self, start: date, end: date) -> ComplaintCounts | NotAvailable:
-        return NotAvailable("complaints are not recorded by this version (agent API)")
+        r, sub = api_resends, subscriptions
+        since, until = (self._midnight(d).astimezone(UTC) for d in (start, end))
+        with self.store.engine.connect() as conn:
+            if conn.execute(sa.select(r.c.id).limit(1)).first() is None:
+                return NotAvailable("the agent API has recorded no resend (complaint) yet")
+            complaints = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(r)
+                .where(r.c.created_at >= since, r.c.created_at < until)
+            ).scalar_one()
+            active = conn.execute(
+                sa.select(sa.func.count(sa.distinct(sub.c.msisdn))).where(sub.c.status == "active")
+            ).scalar_one()
+        if active:
+            return ComplaintCounts(int(complaints), int(active), "active subscriptions")
+        delivered = self._scan(start, end).final_subscribers.get(CauseClass.DELIVERED.value, 0)
+        return ComplaintCounts(int(complaints), delivered, "subscribers with a delivery")
 
     def recovery(self, start: date, end: date) -> RecoveryCounts | NotAvailable:
         if self.recovery_funnel is None:
@@ -326,12 +350,54 @@ class SqlReportSource:
         if self.recovery_funnel is None:
             return NotAvailable("the recovery state machine is not wired to the report")
         stages = self.recovery_funnel.funnel(start, end - timedelta(days=1))
+        holdout = self._holdout(start, end)
         return FunnelCounts(
             flagged=stages.get("flagged", 0),
             remedied=stages.get("remedied", 0),
             recovered=stages.get("recovered", 0),
-            holdout_reason="the holdout group is not recorded yet (outreach)",
+            holdout_flagged=None if holdout is None else holdout[0],
+            holdout_recovered=None if holdout is None else holdout[1],
+            holdout_reason="outreach has recorded no holdout decision yet",
         )
+
+    def _holdout(self, start: date, end: date) -> tuple[int, int] | None:
+        """(flagged in the week and held out, of them recovered after being flagged and
+        before the week ended); None while outreach has recorded no holdout decision."""
+        t, d = recovery_transitions, outreach_decisions
+        since, until = (int(self._midnight(day).timestamp()) for day in (start, end))
+        flagged = (
+            sa.select(t.c.msisdn, sa.func.min(t.c.at_ts).label("flagged_at"))
+            .where(t.c.to_state == "flagged", t.c.at_ts >= since, t.c.at_ts < until)
+            .group_by(t.c.msisdn)
+            .subquery()
+        )
+        held = (
+            sa.select(d.c.msisdn)
+            .where(d.c.decision == "holdout", d.c.day < end.isoformat())
+            .group_by(d.c.msisdn)
+            .subquery()
+        )
+        recovered = (
+            sa.select(t.c.msisdn, sa.func.max(t.c.at_ts).label("recovered_at"))
+            .where(t.c.to_state == "recovered", t.c.at_ts < until)
+            .group_by(t.c.msisdn)
+            .subquery()
+        )
+        is_recovered = sa.case((recovered.c.recovered_at >= flagged.c.flagged_at, 1), else_=0)
+        query = (
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(is_recovered), 0))
+            .select_from(flagged)
+            .join(held, held.c.msisdn == flagged.c.msisdn)
+            .outerjoin(recovered, recovered.c.msisdn == flagged.c.msisdn)
+        )
+        with self.store.engine.connect() as conn:
+            if (
+                conn.execute(sa.select(d.c.id).where(d.c.decision == "holdout").limit(1)).first()
+                is None
+            ):
+                return None
+            n, rec = conn.execute(query).one()
+        return int(n), int(rec)
 
     def reconciliation(self, start: date, end: date) -> pd.DataFrame | NotAvailable:
         r = reconcile_runs

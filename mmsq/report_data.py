@@ -118,11 +118,15 @@ class NotAvailable:
 class ComplaintCounts:
     """Complaints recorded in the week and the subscriber base they are divided by.
 
-    ``subscribers`` is the number of active subscriptions at the end of the week.
+    A complaint is counted when an agent answers it with a resend through the agent API, so
+    ``complaints`` is the number of resends recorded in the week. ``subscribers`` is the
+    number of subscribers with an active subscription; where no subscription status is known,
+    the number of subscribers with a delivery in the week. ``basis`` names which one it is.
     """
 
     complaints: int
     subscribers: int
+    basis: str = "active subscriptions"
 
 
 @dataclass(frozen=True)

@@ -579,7 +579,8 @@ def _headlines(
                 _format_delta(complaints.change, 1),
                 _verdict(complaints.change, "up_bad"),
                 f"{complaints.current.complaints:,} complaints, "
-                f"{complaints.current.subscribers:,} subscribers",
+                f"{complaints.current.subscribers:,} subscribers "
+                f"({complaints.current.basis})",
             )
         )
     names = ("Subscribers suspended", "Subscribers recovered", "Recovery rate")

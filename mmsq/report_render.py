@@ -305,13 +305,14 @@ def report_tables(report: WeeklyReport) -> dict[str, Table]:
     if not isinstance(report.complaints, NotAvailable):
         cc = report.complaints
         t["complaints"] = (
-            ["complaints", "subscribers", "per_10000", "change_vs_previous_week"],
+            ["complaints", "subscribers", "per_10000", "change_vs_previous_week", "basis"],
             [
                 [
                     cc.current.complaints,
                     cc.current.subscribers,
                     _round(cc.value, 3),
                     _round(cc.change, 3),
+                    cc.current.basis,
                 ]
             ],
         )

@@ -13,7 +13,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from mmsq.adapters.sql_api_schema import api_agents, api_resends
+from mmsq.adapters.sql_outreach_schema import outreach_decisions
 from mmsq.adapters.sql_store import SqlStore
+from mmsq.adapters.sql_subscriptions_schema import subscriptions
 from mmsq.classify import Classifier
 from mmsq.domain import DeliveryReport
 from mmsq.ingest import IngestService
@@ -131,3 +134,94 @@ def insert_dataset(store: SqlStore) -> None:
         assert summary.stored == len(rows), summary.as_dict()
         causes = {str(r[4]) for r in rows}
         assert set(summary.by_cause) == causes, (summary.by_cause, causes)
+
+
+# -- complaints (agent API resends), subscriptions and the outreach holdout ---------------
+
+#: Resends recorded by the agent API, UTC: W47 (16-22 Nov local, UTC+8) has three (the last
+#: on Sunday 23:30 local); W46 has one; Monday 23 Nov 00:30 local is W48, not counted.
+RESENDS = [
+    (A, datetime(2026, 11, 17, 2, tzinfo=UTC), "C-1"),
+    (B, datetime(2026, 11, 19, 2, tzinfo=UTC), "C-2"),
+    (C, datetime(2026, 11, 22, 15, 30, tzinfo=UTC), None),
+    (D, datetime(2026, 11, 10, 2, tzinfo=UTC), "C-0"),
+    (E, datetime(2026, 11, 22, 16, 30, tzinfo=UTC), "C-3"),
+]
+#: Subscriptions: A (two products), B, C, D active, E suspended: 4 active subscribers.
+SUBSCRIPTIONS = [
+    (A, "daily", "active"),
+    (A, "weekly", "active"),
+    (B, "daily", "active"),
+    (C, "daily", "active"),
+    (D, "daily", "active"),
+    (E, "daily", "suspended"),
+]
+
+H1, H2, H3, H4, H5 = (f"+86137000000{i}" for i in range(11, 16))
+#: Recovery log of the holdout candidates (local times, UTC+8), in the format of the recovery
+#: log in tests/integration/test_sql_report.py. In W47: H1, H2, H3, H5 flagged; H1 recovers
+#: (by itself) in W47, H5 only on Monday of W48. H4 is flagged in W46.
+HOLDOUT_LOG = [
+    (H1, "2026-11-17T09:00", "active", "flagged", "verdict", "terminal"),
+    (H1, "2026-11-20T09:00", "flagged", "recovered", "delivered", "self"),
+    (H2, "2026-11-18T09:00", "active", "flagged", "verdict", "terminal"),
+    (H3, "2026-11-19T09:00", "active", "flagged", "verdict", "terminal"),
+    (H4, "2026-11-10T09:00", "active", "flagged", "verdict", "terminal"),
+    (H5, "2026-11-21T09:00", "active", "flagged", "verdict", "terminal"),
+    (H5, "2026-11-23T00:30", "flagged", "recovered", "delivered", "self"),
+]
+#: Outreach decisions: H1, H2, H5 held out in W47 and H4 in W46; H3 only on 23 Nov (W48),
+#: so not held out in W47. The other decision is not a holdout. W47 holdout: H1, H2, H5
+#: flagged, H1 recovered (1 of 3); W46: H4 flagged, none recovered (0 of 1).
+DECISIONS = [
+    (H1, "holdout", "2026-11-17"),
+    (H2, "holdout", "2026-11-18"),
+    (H5, "holdout", "2026-11-21"),
+    (H4, "holdout", "2026-11-10"),
+    (H3, "holdout", "2026-11-23"),
+    ("+8613700000004", "capped", "2026-11-17"),
+]
+
+
+def insert_complaints_and_holdout(store: SqlStore) -> None:
+    """Store the resends, subscriptions and outreach decisions above (the recovery log of the
+    holdout candidates is applied with the rest of the recovery log by the test)."""
+    created = datetime(2026, 11, 1, tzinfo=UTC)
+    with store.engine.begin() as conn:
+        conn.execute(
+            api_agents.insert().values(
+                id=1, name="desk", role="agent", token_hash="0" * 64, created_at=created
+            )
+        )
+        conn.execute(
+            api_resends.insert(),
+            [
+                {
+                    "id": f"r{i}",
+                    "agent_id": 1,
+                    "agent_name": "desk",
+                    "idempotency_key": f"k{i}",
+                    "request_hash": "0" * 64,
+                    "msisdn": m,
+                    "product": "daily",
+                    "edition": "ed-1116-am",
+                    "reason": "issue missing",
+                    "complaint_id": complaint,
+                    "priority": 0,
+                    "resume_on_delivery": False,
+                    "created_at": at,
+                }
+                for i, (m, at, complaint) in enumerate(RESENDS)
+            ],
+        )
+        conn.execute(
+            subscriptions.insert(),
+            [{"msisdn": m, "product": p, "status": s} for m, p, s in SUBSCRIPTIONS],
+        )
+        conn.execute(
+            outreach_decisions.insert(),
+            [
+                {"msisdn": m, "reason": "terminal", "decision": d, "day": day, "decided_ms": 0}
+                for m, d, day in DECISIONS
+            ],
+        )

@@ -53,8 +53,8 @@ def test_report_prints_json_and_writes_html(tmp_path: Path) -> None:
     doc = json.loads(r.stdout)
     assert doc["week"] == "2026-W47"
     assert doc["success_rate"] == 0.6
-    # The recovery cycle and reconciliation come from their (empty) stores; complaints are
-    # not recorded by this version, nor is the funnel's holdout group.
+    # The recovery cycle and reconciliation come from their (empty) stores; no resend
+    # (complaint) is recorded by the agent API, nor any holdout decision by outreach.
     assert set(doc["not_available"]) == {"complaints"}
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in html

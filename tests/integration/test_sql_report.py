@@ -14,13 +14,19 @@ from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_report import SqlReportSource
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.adapters.sql_subscriptions import SqlSubscriptionStore
+from mmsq.adapters.sql_subscriptions_schema import subscriptions
 from mmsq.recovery import STATE_COLUMNS, RecoveryService
-from mmsq.report_data import NotAvailable, RecoveryCounts, ReportWeek
+from mmsq.report_data import ComplaintCounts, NotAvailable, RecoveryCounts, ReportWeek
 from mmsq.report_devices import load_device_table
 from mmsq.report_figures import build_weekly_report
 from mmsq.scoring_rules import load_scoring_rules
 from mmsq.subscription_ports import ReconcileRun
-from tests.report_dataset import DEVICES_CSV, insert_dataset
+from tests.report_dataset import (
+    DEVICES_CSV,
+    HOLDOUT_LOG,
+    insert_complaints_and_holdout,
+    insert_dataset,
+)
 
 W47 = ReportWeek(2026, 47)
 S, E = W47.start, W47.end
@@ -195,6 +201,7 @@ def wired(db_url: str) -> Iterator[SqlReportSource]:
     store = SqlStore.from_url(db_url)
     store.upgrade()
     insert_dataset(store)
+    insert_complaints_and_holdout(store)
     recovery_store = SqlRecoveryStore(store.engine)
     tz = "Asia/Shanghai"
     local = ZoneInfo(tz)
@@ -210,7 +217,7 @@ def wired(db_url: str) -> Iterator[SqlReportSource]:
                 "evidence": "",
                 "run_id": None,
             }
-            for m, at, a, b, ev, cause in _LOG
+            for m, at, a, b, ev, cause in [*_LOG, *HOLDOUT_LOG]
         ]
     )
     recovery_store.apply_transitions(log, pd.DataFrame(columns=list(STATE_COLUMNS)))
@@ -252,8 +259,14 @@ def test_recovery_funnel_and_reconciliation_from_their_stores(wired: SqlReportSo
     )
     funnel = wired.funnel(*week)
     assert not isinstance(funnel, NotAvailable)
-    assert (funnel.flagged, funnel.remedied, funnel.recovered) == (3, 1, 1)  # P2-P4 / P2 / P2
-    assert funnel.holdout_flagged is None
+    # P2-P4, H1-H3, H5 / P2 / P2, H1
+    assert (funnel.flagged, funnel.remedied, funnel.recovered) == (7, 1, 2)
+    # Held out and flagged in W47: H1, H2, H5 (H3 only held out in W48); H1 recovered in
+    # W47, H5 only in W48. W46: H4, not recovered.
+    assert (funnel.holdout_flagged, funnel.holdout_recovered) == (3, 1)
+    funnel_before = wired.funnel(*before)
+    assert not isinstance(funnel_before, NotAvailable)
+    assert (funnel_before.holdout_flagged, funnel_before.holdout_recovered) == (1, 0)
     recon = wired.reconciliation(*week)
     assert not isinstance(recon, NotAvailable)
     assert sorted(zip(recon["diff_class"], recon["count"], strict=True)) == [
@@ -262,7 +275,7 @@ def test_recovery_funnel_and_reconciliation_from_their_stores(wired: SqlReportSo
         ("b", 2),
     ]
     report = build_weekly_report(wired, W47, devices=load_device_table(None), now=NOW)
-    assert set(report.not_available) == {"complaints"}
+    assert set(report.not_available) == set()
     assert [h.value for h in report.headlines[2:]] == ["1", "1", "50.0%"]
     assert not isinstance(report.reconciliation, NotAvailable)
     rows = {
@@ -270,5 +283,23 @@ def test_recovery_funnel_and_reconciliation_from_their_stores(wired: SqlReportSo
     }
     assert rows == {("a", 2, 8, 3, 7), ("b", 1, 2, 2, None)}
     assert not isinstance(report.funnel, NotAvailable)
-    assert report.funnel.holdout is None
-    assert report.funnel.uplift_pp is None
+    assert report.funnel.holdout is not None
+    assert (report.funnel.holdout.num, report.funnel.holdout.den) == (1, 3)
+    assert report.funnel.uplift_pp == pytest.approx(100 * (2 / 7 - 1 / 3))
+
+
+def test_complaints_per_active_subscriber_or_per_delivered(wired: SqlReportSource) -> None:
+    week, before = (W47.start, W47.end), (W47.previous().start, W47.previous().end)
+    # Resends: A, B, C in W47 (C on Sunday 23:30 local), D in W46, E in W48. Active: A-D.
+    assert wired.complaints(*week) == ComplaintCounts(3, 4, "active subscriptions")
+    assert wired.complaints(*before) == ComplaintCounts(1, 4, "active subscriptions")
+    report = build_weekly_report(wired, W47, devices=load_device_table(None), now=NOW)
+    complaints = report.headlines[1]
+    assert (complaints.value, complaints.change) == ("7500.0", "+5,000.0")
+    assert "active subscriptions" in complaints.basis
+    with wired.store.engine.begin() as conn:
+        conn.execute(subscriptions.delete())
+    # No subscription status known: subscribers with a delivery, W47 A, B, D; W46 A, C.
+    basis = "subscribers with a delivery"
+    assert wired.complaints(*week) == ComplaintCounts(3, 3, basis)
+    assert wired.complaints(*before) == ComplaintCounts(1, 2, basis)
