@@ -179,6 +179,7 @@ OPTIONAL_JOBS: tuple[str, ...] = (
     "reconcile",
     "reconcile_monthly",
     "weekly_report",
+    "probe",
 )
 
 
@@ -211,7 +212,11 @@ def _schedule(cfg: JobSchedule) -> Schedule:
 
 
 def _optional_jobs(
-    app: App, health: HealthRegistry, hooks: ShutdownHooks, metrics: Metrics
+    app: App,
+    health: HealthRegistry,
+    hooks: ShutdownHooks,
+    metrics: Metrics,
+    outbox: MmsOutbox | None = None,
 ) -> dict[str, tuple[JobFunc, str]]:
     """EXTENSION POINTS: the jobs of services that are not part of this version yet.
 
@@ -267,7 +272,28 @@ def _optional_jobs(
         "score subscribers over the daily aggregates and move the recovery state machine",
     )
     jobs.update(_outreach_jobs(app, health, hooks, metrics))
+    if outbox is not None:
+        jobs["probe"] = (
+            probe_job(app, outbox),
+            "queue recovery probe MMs for suspended subscribers whose next probe is due",
+        )
     return jobs
+
+
+def probe_job(app: App, outbox: MmsOutbox) -> JobFunc:
+    """The ``probe`` job: a recovery probe MM (MM7 outbox) for each suspended subscriber
+    whose next probe is due today, do-not-contact subscribers left out. A delivered probe
+    resumes the subscriber (``connect_recovery`` on the same outbox)."""
+    from mmsq.remedies import send_due_probes
+
+    scoring = build_scoring(app)
+
+    def probe() -> dict[str, object]:
+        day = scoring.recovery.today()
+        listed = set(scoring.store.blacklist_active(day)["msisdn"].astype(str))
+        return dict(send_due_probes(scoring.recovery, outbox, listed, day).as_dict())
+
+    return probe
 
 
 def _outreach_jobs(
@@ -328,6 +354,7 @@ def _daemon_jobs(
     store: EventStore,
     parts: tuple[Metrics, HealthRegistry, ShutdownHooks],
     stopping: Callable[[], bool],
+    outbox: MmsOutbox | None = None,
 ) -> tuple[JobRegistry, list[str]]:
     """The daemon's jobs, built from the services that exist; also the names still missing."""
     from mmsq.adapters.cdr_csv import CdrFileReader
@@ -352,7 +379,7 @@ def _daemon_jobs(
     if cfg.jobs.purge.enabled:
         purge = RetentionPurgeJob(store, app.clock, settings.ingest.retention_days, metrics)
         jobs.add(Job("purge", purge, _schedule(cfg.jobs.purge), "delete raw events past retention"))
-    optional = _optional_jobs(app, health, hooks, metrics)
+    optional = _optional_jobs(app, health, hooks, metrics, outbox)
     unavailable = []
     for name in OPTIONAL_JOBS:
         schedule_cfg: JobSchedule = getattr(cfg.jobs, name)
@@ -383,7 +410,7 @@ def _core_health_checks(health: HealthRegistry, store: SqlStore, scheduler: ApsS
 
 def _outbox_and_api(
     app: App, hooks: ShutdownHooks, resources: ExitStack
-) -> tuple[MmsDispatcher, FastAPI, Correlate]:
+) -> tuple[MmsDispatcher, FastAPI, Correlate, MmsOutbox]:
     """The daemon's MM7 outbox and agent API.
 
     The outbox's dispatcher starts with the daemon and stops in a shutdown hook; delivery
@@ -418,7 +445,7 @@ def _outbox_and_api(
         matched = outbox.on_delivery_report(report)
         return matched.delivery_report() if matched is not None else None
 
-    return dispatcher, api, correlate
+    return dispatcher, api, correlate, outbox
 
 
 def _stop_dispatcher(dispatcher: MmsDispatcher) -> None:
@@ -467,8 +494,10 @@ def build_daemon(
         health = HealthRegistry()
         hooks = ShutdownHooks()
         stop_event = threading.Event()
+        # The MM7 outbox first: the probe job queues into it.
+        dispatcher, api, correlate, outbox = _outbox_and_api(app, hooks, resources)
         jobs, unavailable = _daemon_jobs(
-            settings, app, ingest, store, (metrics, health, hooks), stop_event.is_set
+            settings, app, ingest, store, (metrics, health, hooks), stop_event.is_set, outbox
         )
         runner = JobRunner(jobs, metrics)
         scheduler = ApsScheduler(
@@ -476,7 +505,6 @@ def build_daemon(
         )
         _core_health_checks(health, app.store, scheduler)
         intake = ReportIntake(ingest, store, metrics, app.clock)
-        dispatcher, api, correlate = _outbox_and_api(app, hooks, resources)
         http_app = create_http_app(
             health=health,
             metrics=metrics,

@@ -1633,6 +1633,99 @@ def outreach_status(
             out.print("no contact planned and no decision recorded for this subscriber")
 
 
+# -- devices -------------------------------------------------------------------------------
+
+devices_app = typer.Typer(
+    help="The device table (TAC -> handset model): import an operator's list, coverage.",
+    no_args_is_help=True,
+)
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.command("import")
+def devices_import(
+    file: Annotated[Path, typer.Argument(help="CSV with the columns of rules/devices.csv")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge an operator's TAC list into devices.csv in the rules directory (by TAC).
+
+    Bad rows are reported with their line number and left out; the rest is imported.
+    """
+    from mmsq.device_import import check_device_rows, merge_device_rows, write_device_table
+    from mmsq.devices import DEVICES_FILE, read_device_table
+
+    settings = _settings()
+    rules_dir = settings.rules.dir
+    if rules_dir is None:
+        raise _fail(
+            "rules.dir is not configured: set [rules] dir (or MMSQ_RULES__DIR) to the operator "
+            "rules directory that devices.csv is written to"
+        )
+    checked = check_device_rows(file)
+    if checked.fatal is not None:
+        raise _fail(str(checked.fatal))
+    target = rules_dir / DEVICES_FILE
+    try:
+        existing = read_device_table(target) if target.is_file() else checked.rows.iloc[0:0]
+    except RulesError as exc:
+        raise _fail(f"the operator table {target} is invalid: {exc}") from None
+    merge = merge_device_rows(existing, checked.rows)
+    if merge.added or merge.changed:
+        write_device_table(merge.table, target)
+    doc = {
+        "file": str(file),
+        "target": str(target),
+        "rows": len(checked.rows),
+        "added": merge.added,
+        "changed": merge.changed,
+        "unchanged": merge.unchanged,
+        "tacs": len(merge.table),
+        "bad_rows": [{"line": p.key, "reason": p.reason} for p in checked.problems],
+    }
+    if as_json:
+        _emit_json(doc)
+        return
+    for p in checked.problems:
+        err.print(f"{p.key}: {p.reason}", highlight=False)
+    out.print(
+        f"{merge.added} TACs added, {merge.changed} changed, {merge.unchanged} unchanged; "
+        f"{len(checked.problems)} bad rows left out; {len(merge.table)} TACs in {target}",
+        highlight=False,
+    )
+
+
+@devices_app.command("match")
+def devices_match(
+    top: Annotated[int, typer.Option(min=1, help="how many unknown TACs to list")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """The share of subscribers whose stored device the table knows; the top unknown TACs."""
+    from mmsq.device_import import device_coverage
+    from mmsq.devices import load_devices
+
+    settings = _settings()
+    try:
+        catalogue = load_devices(settings.rules.dir)
+    except RulesError as exc:
+        raise _fail("invalid rules: " + str(exc)) from None
+    with _app_for(settings) as application:
+        coverage = device_coverage(application.store.devices(), catalogue, top)
+    doc = coverage.as_dict() | {"table_tacs": len(catalogue)}
+    if as_json:
+        _emit_json(doc)
+        return
+    out.print(
+        f"{coverage.known:,} of {coverage.subscribers:,} subscribers with a device have a "
+        f"known TAC ({coverage.known_share:.1%}); {coverage.unknown_tacs:,} unknown TACs",
+        highlight=False,
+    )
+    if coverage.top_unknown:
+        table = Table("TAC", "subscribers", title="top unknown TACs")
+        for tac, n in coverage.top_unknown:
+            table.add_row(tac, f"{n:,}")
+        out.print(table)
+
+
 def main() -> None:
     try:
         app()

@@ -4,11 +4,14 @@ from contacts the SMSC took back to the state machine (flagged -> remedied).
 The two halves of the daemon's ``plan`` and ``dispatch`` jobs, and of the demo's act phase.
 Planning reads who is flagged (and why) and who must not be contacted; recording reads which
 contacts were accepted by the SMSC since the last round and moves those subscribers on.
+``send_due_probes`` is the daemon's ``probe`` job: a recovery probe MM for each suspended
+subscriber whose next probe is due (the delivered probe resumes them: mmsq.delivery_feedback).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
@@ -17,7 +20,14 @@ import pandas as pd
 from mmsq.outreach_plan import PlanSummary
 from mmsq.recovery import RecoveryService
 
-__all__ = ["RemedySource", "plan_remedies", "record_remedies"]
+__all__ = [
+    "ProbeOutbox",
+    "ProbeRound",
+    "RemedySource",
+    "plan_remedies",
+    "record_remedies",
+    "send_due_probes",
+]
 
 
 class RemedySource(Protocol):
@@ -69,3 +79,69 @@ def record_remedies(
         recovery.record_remedy(msisdn, kind, evidence="sent: " + "+".join(sorted(sent)))  # type: ignore[arg-type]
         moved += 1
     return moved
+
+
+class _Enqueued(Protocol):
+    @property
+    def created(self) -> bool: ...
+
+
+class ProbeOutbox(Protocol):
+    """What probing needs from the MM7 outbox (mmsq.mms_outbox.MmsOutbox)."""
+
+    def enqueue(self, kind: str, msisdn: str, edition: str, reference: str) -> _Enqueued: ...
+
+
+@dataclass(frozen=True)
+class ProbeRound:
+    """One round of the ``probe`` job: how many were due, queued, already queued today
+    (a rerun), left out as do-not-contact, and refused by the outbox (not an E.164 number)."""
+
+    due: int = 0
+    enqueued: int = 0
+    repeated: int = 0
+    do_not_contact: int = 0
+    refused: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "due": self.due,
+            "enqueued": self.enqueued,
+            "repeated": self.repeated,
+            "do_not_contact": self.do_not_contact,
+            "refused": self.refused,
+        }
+
+
+def send_due_probes(
+    recovery: RecoveryService,
+    outbox: ProbeOutbox,
+    blacklist: Collection[str],
+    day: date,
+) -> ProbeRound:
+    """Queue a recovery probe for every subscriber whose next probe is due on ``day``.
+
+    One probe per subscriber and day: the outbox reference ``probe:<msisdn>:<day>`` makes a
+    rerun of the same day a no-op, and the probe is counted (``probe_sent``) only when it is
+    newly queued. Subscribers on the do-not-contact list (``blacklist``, on top of the one
+    the recovery service already applies) are never probed. A number the outbox refuses is
+    counted and skipped; it does not stop the round.
+    """
+    due = recovery.due_probes(day)
+    listed = set(blacklist)
+    enqueued = repeated = skipped = refused = 0
+    for msisdn in due["msisdn"].astype(str):
+        if msisdn in listed:
+            skipped += 1
+            continue
+        try:
+            result = outbox.enqueue("probe", msisdn, "", reference=f"probe:{msisdn}:{day}")
+        except ValueError:
+            refused += 1
+            continue
+        if result.created:
+            recovery.record_probe_sent(msisdn, evidence=f"probe queued ({day.isoformat()})")
+            enqueued += 1
+        else:
+            repeated += 1
+    return ProbeRound(len(due), enqueued, repeated, skipped, refused)

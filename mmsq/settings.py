@@ -195,6 +195,11 @@ class WeeklyReportJobSchedule(JobSchedule):
     misfire_grace_s: int | None = Field(default=12 * 3600, ge=1)
 
 
+class ProbeJobSchedule(JobSchedule):
+    cron: str | None = "0 10 * * *"
+    misfire_grace_s: int | None = Field(default=6 * 3600, ge=1)
+
+
 class DaemonJobsSettings(_Section):
     """One schedule per daemon job; see config.example.toml ``[daemon.jobs.*]``."""
 
@@ -206,6 +211,7 @@ class DaemonJobsSettings(_Section):
     reconcile: ReconcileJobSchedule = ReconcileJobSchedule()
     reconcile_monthly: MonthlyReconcileJobSchedule = MonthlyReconcileJobSchedule()
     weekly_report: WeeklyReportJobSchedule = WeeklyReportJobSchedule()
+    probe: ProbeJobSchedule = ProbeJobSchedule()
 
 
 class DaemonSettings(_Section):

@@ -212,6 +212,8 @@ def test_concurrent_reports_are_all_stored_by_the_daemons_wiring(
         parts.http.stop()
         parts.app.close()
     assert codes == [200] * 20
+    assert "probe" in parts.jobs.names()
+    assert "probe" not in parts.unavailable_jobs
     assert (
         parts.metrics.registry.get_sample_value(
             "mmsq_delivery_reports_received_total", {"outcome": "stored"}

@@ -280,3 +280,51 @@ def test_report_for_an_mm_the_outbox_did_not_send_is_kept(make_rig: Callable[...
     (kept,) = rig.outbox.unmatched()
     assert (kept.report.message_id, kept.report.mm_status) == (other.message_id, "Retrieved")
     assert kept.report.recipient == A
+
+
+def test_due_probe_is_sent_once_a_day_and_its_delivery_resumes_the_subscriber(
+    make_rig: Callable[..., Rig],
+) -> None:
+    from mmsq.adapters.sql_recovery import SqlRecoveryStore
+    from mmsq.delivery_feedback import connect_recovery
+    from mmsq.recovery import RecoveryService
+    from mmsq.remedies import send_due_probes
+    from mmsq.scoring_rules import load_scoring_rules
+    from tests.api_harness import suspend_by_mmsq
+
+    rig = make_rig()
+    # Suspended eight days ago: the first probe (7 days after) is due; B is do-not-contact.
+    eight_days_ago = FakeClock(T0 - timedelta(days=6))
+    for msisdn in (A, B):
+        suspend_by_mmsq(rig.sql.engine, eight_days_ago, msisdn)
+    store = SqlRecoveryStore(rig.sql.engine)
+    recovery = RecoveryService(
+        store, store, load_scoring_rules(None).recovery, rig.clock, "Asia/Shanghai"
+    )
+    connect_recovery(rig.outbox, recovery)
+    day = recovery.today()
+
+    first = send_due_probes(recovery, rig.outbox, {B}, day)
+    assert first.as_dict() == {
+        "due": 2,
+        "enqueued": 1,
+        "repeated": 0,
+        "do_not_contact": 1,
+        "refused": 0,
+    }
+    assert (recovery.state_of(A) or {})["state"] == "probing"
+    assert (recovery.state_of(B) or {})["state"] == "suspended"
+    # A rerun the same day queues nothing more and counts no second probe.
+    again = send_due_probes(recovery, rig.outbox, {B}, day)
+    assert (again.enqueued, again.do_not_contact) == (0, 1)
+    assert (recovery.state_of(A) or {})["probes_sent"] == 1
+
+    assert rig.outbox.dispatch_once().submitted == 1
+    (accepted,) = rig.sim.accepted
+    assert accepted.request.numbers == (A,)
+    rig.sim.deliver_due(T0 + timedelta(seconds=5))
+    (corr,) = rig.vasp.correlations
+    assert corr is not None
+    assert corr.reference == f"probe:{A}:{day}"
+    assert (recovery.state_of(A) or {})["state"] == "resumed"
+    assert [t["event"] for t in recovery.history(A)][-2:] == ["probe_sent", "probe_delivered"]
