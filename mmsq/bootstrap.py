@@ -370,16 +370,31 @@ def _daemon_jobs(
         settle_s=cfg.settle_s,
     )
     inbox.ensure_dirs()
+    inbox_dir = inbox.inbox
     chunk_bytes = settings.ingest.chunk_bytes
+    optional = _optional_jobs(app, health, hooks, metrics, outbox)
     if cfg.jobs.inbox.enabled:
         read = InboxIngestJob(
             inbox, ingest, lambda path: CdrFileReader(path, chunk_bytes), metrics, stopping
         )
-        jobs.add(Job("inbox", read, _schedule(cfg.jobs.inbox), f"ingest CDRs in {inbox.inbox}"))
+        score = optional.get("score") if cfg.jobs.score.enabled else None
+
+        def ingest_then_score() -> dict[str, object]:
+            # Scoring follows every ingest that stored something new, so verdicts and
+            # suspensions are as fresh as the data; the score job's own schedule remains.
+            result = read()
+            if score is not None and int(str(result.get("stored", 0))) > 0:
+                result["score"] = score[0]()
+            return result
+
+        jobs.add(
+            Job(
+                "inbox", ingest_then_score, _schedule(cfg.jobs.inbox), f"ingest CDRs in {inbox_dir}"
+            )
+        )
     if cfg.jobs.purge.enabled:
         purge = RetentionPurgeJob(store, app.clock, settings.ingest.retention_days, metrics)
         jobs.add(Job("purge", purge, _schedule(cfg.jobs.purge), "delete raw events past retention"))
-    optional = _optional_jobs(app, health, hooks, metrics, outbox)
     unavailable = []
     for name in OPTIONAL_JOBS:
         schedule_cfg: JobSchedule = getattr(cfg.jobs, name)
