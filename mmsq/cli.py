@@ -6,8 +6,8 @@ import csv
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -75,20 +75,27 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _app_for(settings: Settings, check_schema: bool = True) -> Iterator[Any]:
+def _built(build: Callable[[], Any]) -> Iterator[Any]:
+    """What ``build`` makes (anything with ``close``), closed on exit; a rules or schema error
+    ends the command with its message and exit code 2."""
     from mmsq.adapters.sql_store import SchemaNotCurrentError
-    from mmsq.bootstrap import build_app
 
     try:
-        application = build_app(settings, check_schema=check_schema)
+        built = build()
     except RulesError as exc:
         raise _fail("invalid rules: " + str(exc)) from None
     except SchemaNotCurrentError as exc:
         raise _fail(str(exc)) from None
     try:
-        yield application
+        yield built
     finally:
-        application.close()
+        built.close()
+
+
+def _app_for(settings: Settings, check_schema: bool = True) -> AbstractContextManager[Any]:
+    from mmsq.bootstrap import build_app
+
+    return _built(lambda: build_app(settings, check_schema=check_schema))
 
 
 def _emit_json(doc: object) -> None:
@@ -1463,21 +1470,10 @@ outreach_app = typer.Typer(
 app.add_typer(outreach_app, name="outreach")
 
 
-@contextmanager
-def _outreach_for(settings: Settings, metrics: Any = None) -> Iterator[Any]:
-    from mmsq.adapters.sql_store import SchemaNotCurrentError
+def _outreach_for(settings: Settings, metrics: Any = None) -> AbstractContextManager[Any]:
     from mmsq.bootstrap import build_outreach
 
-    try:
-        outreach = build_outreach(settings, metrics=metrics)
-    except RulesError as exc:
-        raise _fail("invalid rules: " + str(exc)) from None
-    except SchemaNotCurrentError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        yield outreach
-    finally:
-        outreach.close()
+    return _built(lambda: build_outreach(settings, metrics=metrics))
 
 
 @outreach_app.command("plan")

@@ -347,22 +347,17 @@ class MmsOutbox:
         self, item: OutboxItem, now: datetime, why: str, retry_at: datetime | None = None
     ) -> OutboxItem | None:
         in_doubt = item.in_doubt + 1
+        reason: str | None = None
         if item.attempts >= self.policy.max_attempts:
-            new = self._write(
-                item,
-                state=OutboxState.FAILED,
-                in_doubt=in_doubt,
-                claim_token=None,
-                lease_until=None,
-                updated_at=now,
-                final_at=now,
-                cause=CauseClass.UNKNOWN.value,
-                reason=(
-                    f"gave up after {item.attempts} attempts: {why}; the last may have reached "
-                    "the MMSC"
-                ),
+            reason = (
+                f"gave up after {item.attempts} attempts: {why}; the last may have reached the MMSC"
             )
         elif in_doubt > self.policy.max_in_doubt_resends:
+            reason = (
+                f"outcome unknown: {why}; the MMSC may have accepted it, not sent again "
+                f"({in_doubt} attempt(s) in doubt)"
+            )
+        if reason is not None:
             new = self._write(
                 item,
                 state=OutboxState.FAILED,
@@ -372,10 +367,7 @@ class MmsOutbox:
                 updated_at=now,
                 final_at=now,
                 cause=CauseClass.UNKNOWN.value,
-                reason=(
-                    f"outcome unknown: {why}; the MMSC may have accepted it, not sent again "
-                    f"({in_doubt} attempt(s) in doubt)"
-                ),
+                reason=reason,
             )
         else:
             new = self._write(
