@@ -26,6 +26,10 @@ from mmsq.classify import Classifier
 from mmsq.domain import CAUSE_CLASSES, CauseClass, DeliveryReport, QuarantinedRecord
 from mmsq.msisdn import MsisdnNormaliser
 from mmsq.ports import Clock, EventStore, IngestWriter, RawChunk, ReportReader
+from mmsq.text_columns import blank as _blank
+from mmsq.text_columns import epoch_seconds as _epoch_seconds
+from mmsq.text_columns import none_if_blank as _none_if_blank
+from mmsq.text_columns import parse_times as _parse_times
 
 __all__ = [
     "AGGREGATE_COUNTS",
@@ -87,9 +91,6 @@ AGGREGATE_COUNTS: tuple[str, ...] = (
     *(f"c_{c}" for c in CAUSE_CLASSES),
 )
 
-_OFFSET = r"(?:[Zz]|[+-]\d{2}:?\d{2})$"
-_UTC = "UTC"
-
 
 @dataclass
 class IngestSummary:
@@ -127,52 +128,6 @@ class IngestSummary:
     @property
     def nothing_read(self) -> bool:
         return self.records == 0 and self.quarantined == 0
-
-
-def _blank(s: pd.Series) -> pd.Series:
-    return s.isna() | (s.str.strip() == "")
-
-
-def _none_if_blank(s: pd.Series) -> pd.Series:
-    stripped = s.str.strip()
-    return stripped.where(stripped != "")
-
-
-def _parse_times(raw: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """ISO 8601 text -> UTC timestamps; text without an offset is read in the operator's zone.
-
-    A CDR holds few distinct times (second resolution, one day), so each distinct text is
-    parsed once and the result spread back by its code: ~20x faster than parsing every row.
-    """
-    codes, uniques = pd.factorize(raw)
-    if len(uniques) * 2 > len(raw):
-        return _parse_time_values(raw, tz)
-    parsed = _parse_time_values(pd.Series(uniques, dtype="string"), tz)
-    naive = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-    values = np.append(naive, np.datetime64("NaT", "ns"))[codes]  # code -1: the NaT at the end
-    return pd.Series(pd.DatetimeIndex(values).tz_localize(_UTC), index=raw.index)
-
-
-def _parse_time_values(raw: pd.Series, tz: ZoneInfo) -> pd.Series:
-    s = raw.str.strip()
-    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
-    present = ~_blank(s)
-    has_offset = present & s.str.contains(_OFFSET, regex=True, na=False)
-    if has_offset.any():
-        out[has_offset] = pd.to_datetime(s[has_offset], format="ISO8601", utc=True, errors="coerce")
-    naive = present & ~has_offset
-    if naive.any():
-        local = pd.to_datetime(s[naive], format="ISO8601", errors="coerce")
-        out[naive] = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert(
-            _UTC
-        )
-    return out
-
-
-def _epoch_seconds(ts: pd.Series) -> pd.Series:
-    values = ts.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT"))
-    secs = pd.Series(values.astype("datetime64[s]").astype("int64"), index=ts.index)
-    return secs.where(ts.notna()).astype("Int64")
 
 
 def reports_to_frame(reports: Iterable[DeliveryReport], first_line: int = 1) -> pd.DataFrame:

@@ -18,11 +18,11 @@ import pandas as pd
 import structlog
 
 from mmsq.domain import QuarantinedRecord
-from mmsq.ingest import _blank, _epoch_seconds, _parse_times
 from mmsq.msisdn import MsisdnNormaliser
 from mmsq.ports import Clock, RawChunk, ReportReader
 from mmsq.subscription_ports import SNAPSHOT_COLUMNS, SnapshotRecord, SubscriptionStore
 from mmsq.subscriptions import Source, SubscriptionStatus
+from mmsq.text_columns import blank, epoch_seconds, parse_times
 
 __all__ = [
     "SNAPSHOT_INPUT_COLUMNS",
@@ -194,7 +194,7 @@ class SnapshotImportService:
                 reason[fresh] = why
 
         for col in SNAPSHOT_REQUIRED_COLUMNS:
-            reject(_blank(df[col]), f"missing required field {col}")
+            reject(blank(df[col]), f"missing required field {col}")
         msisdn = self._normaliser.normalise_series(df["msisdn"])
         reject(msisdn.isna(), "invalid MSISDN")
         product = df["product"].str.strip()
@@ -204,8 +204,8 @@ class SnapshotImportService:
         reject(
             ~status.isin(_STATUSES), "unknown status (active, suspended, unsubscribed, cancelled)"
         )
-        since = _parse_times(df["since"], self._tz)
-        reject(since.isna() & ~_blank(df["since"]), "unparsable since (ISO 8601 date or time)")
+        since = parse_times(df["since"], self._tz)
+        reject(since.isna() & ~blank(df["since"]), "unparsable since (ISO 8601 date or time)")
 
         bad = reason.notna()
         if bad.any():
@@ -222,7 +222,7 @@ class SnapshotImportService:
                 "msisdn": msisdn[ok],
                 "product": product[ok],
                 "status": status[ok],
-                "since_ts": _epoch_seconds(since[ok]),
+                "since_ts": epoch_seconds(since[ok]),
                 "channel": channel.where(channel != ""),
             }
         )
