@@ -73,11 +73,12 @@ class SqlApiStore:
 
     def __init__(self, engine: Engine, events: SqlStore | None = None) -> None:
         self.engine = engine
-        self.events = events or SqlStore(engine)
         # Single-statement reads and the audit insert run in autocommit: each is atomic on its
         # own, and it saves the BEGIN and ROLLBACK/COMMIT round trips per statement (a third
-        # of a diagnosis's database time on PostgreSQL).
+        # of a diagnosis's database time on PostgreSQL). The event store's look-ups
+        # (recent events, device) are such reads too.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.events = events or SqlStore(self._auto)
         m: sa.BindParameter[str] = sa.bindparam("msisdn")
         self._q_resends_for = (
             sa.select(api_resends)

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from mmsq.adapters.event_blocks import (
     AGGREGATE_SCHEMA,
+    DEVICE_PARTS,
     DEVICE_SCHEMA,
     EVENT_SCHEMA,
     PARTS,
@@ -74,9 +75,14 @@ def _to_date(n: int) -> date:
     return _EPOCH + timedelta(days=int(n))
 
 
-def _merge_device_block(old: pa.Table, new: pa.Table) -> pa.Table:
+def _by_msisdn(table: pa.Table) -> pa.Table:
+    return table.take(pc.sort_indices(table["msisdn"]))
+
+
+def _merge_device_block(old: pa.Table, new: pa.Table) -> tuple[pa.Table, npt.NDArray[np.int64]]:
     """Stored devices updated by newly seen ones (both sorted by MSISDN): a subscriber's row is
-    replaced when the new IMEI differs and was seen no earlier than the stored one."""
+    replaced when the new IMEI differs and was seen no earlier than the stored one. Returns
+    the merged rows (by MSISDN) and the MSISDNs whose row is new or replaced."""
     old_m = old["msisdn"].to_numpy()
     new_m = new["msisdn"].to_numpy()
     keys = np.union1d(old_m, new_m)
@@ -92,7 +98,8 @@ def _merge_device_block(old: pa.Table, new: pa.Table) -> pa.Table:
         later = new["seen_ts"].to_numpy()[both] >= old["seen_ts"].to_numpy()[prev[both]]
         replace[both] = differs.to_numpy(zero_copy_only=False) & later
     pick[in_new[replace]] = len(old_m) + np.flatnonzero(replace)
-    return pa.concat_tables([old.cast(DEVICE_SCHEMA), new]).take(pa.array(pick))
+    merged = pa.concat_tables([old.cast(DEVICE_SCHEMA), new]).take(pa.array(pick))
+    return merged, new_m[replace]
 
 
 class SqlIngestSession:
@@ -393,38 +400,54 @@ class SqlIngestSession:
             self._conn.execute(t.insert(), rows)
 
     def _merge_devices(self, seen: pa.Table) -> None:
-        """A device row changes only when the subscriber shows up with another IMEI."""
+        """A device row changes only when the subscriber shows up with another IMEI; only the
+        blocks that hold such a change are rewritten."""
         t = device_blocks
         m = seen["msisdn"].to_numpy()
         ts = seen["seen_ts"].to_numpy()
         pos = latest_devices(m, np.ones(len(m), dtype=bool), ts)
         if not len(pos):
             return
-        seen = seen.take(pa.array(pos))
-        m = seen["msisdn"].to_numpy()
-        order = np.lexsort((m, m % PARTS))
-        seen = seen.take(pa.array(order))
-        part_of = seen["msisdn"].to_numpy() % PARTS
+        seen = seen.take(pa.array(pos))  # one row per subscriber, by MSISDN
+        new = pa.table(
+            {
+                "msisdn": seen["msisdn"],
+                "imei": seen["imei"],
+                "tac": pc.utf8_slice_codeunits(seen["imei"], 0, 8),
+                "seen_ts": seen["seen_ts"],
+            }
+        ).cast(DEVICE_SCHEMA)
+        touched = np.unique(new["msisdn"].to_numpy() % DEVICE_PARTS)
+        q = sa.select(t.c.part, t.c.data)
+        if len(touched) <= 500:  # a few live reports: their partitions only
+            q = q.where(t.c.part.in_(touched.tolist()))
+        wanted = set(touched.tolist())
+        stored = {int(p): d for p, d in self._conn.execute(q) if int(p) in wanted}
+        old = [decode(d) for d in stored.values()]
+        if old:
+            merged, changed = _merge_device_block(
+                _by_msisdn(pa.concat_tables([b.cast(DEVICE_SCHEMA) for b in old])), new
+            )
+        else:
+            merged, changed = new, new["msisdn"].to_numpy()
+        if not len(changed):
+            return
+        dirty = np.unique(changed % DEVICE_PARTS)
+        mm = merged["msisdn"].to_numpy()
+        part_of = mm % DEVICE_PARTS
+        keep = np.isin(part_of, dirty)
+        order = np.flatnonzero(keep)[np.argsort(part_of[keep], kind="stable")]
+        merged = merged.take(pa.array(order))
+        part_of = part_of[order]
         starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])
         ends = np.r_[starts[1:], len(part_of)]
-        stored = {int(p): d for p, d in self._conn.execute(sa.select(t.c.part, t.c.data))}
-        rows = []
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            part = int(part_of[a])
-            new = seen.slice(a, b - a)
-            new = pa.table(
-                {
-                    "msisdn": new["msisdn"],
-                    "imei": new["imei"],
-                    "tac": pc.utf8_slice_codeunits(new["imei"], 0, 8),
-                    "seen_ts": new["seen_ts"],
-                }
-            ).cast(DEVICE_SCHEMA)
-            if part in stored:
-                new = _merge_device_block(decode(stored[part]), new)
-            rows.append({"part": part, "rows": new.num_rows, "data": encode(new)})
-        if stored:
-            self._conn.execute(t.delete().where(t.c.part.in_([r["part"] for r in rows])))
+        rows = [
+            {"part": int(part_of[a]), "rows": int(b - a), "data": encode(merged.slice(a, b - a))}
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+        rewritten = [r["part"] for r in rows if r["part"] in stored]
+        for i in range(0, len(rewritten), 1000):
+            self._conn.execute(t.delete().where(t.c.part.in_(rewritten[i : i + 1000])))
         self._conn.execute(t.insert(), rows)
 
     def _merge_editions(self, editions: pd.DataFrame) -> None:

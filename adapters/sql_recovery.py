@@ -103,6 +103,31 @@ def _slices(first_day: date, last_day: date, days: int) -> list[tuple[date, date
     return out
 
 
+# Built once: an agent's diagnosis runs these per request.
+_STATE_FOR = sa.select(
+    recovery_states.c.state,
+    recovery_states.c.verdict,
+    recovery_states.c.reason,
+    recovery_states.c.since_ts,
+    sa.cast(recovery_states.c.suspended_day, sa.String).label("suspended_day"),
+    recovery_states.c.probes_sent,
+    recovery_states.c.last_probe_ts,
+).where(recovery_states.c.msisdn == sa.bindparam("msisdn"))
+_RECENT_TRANSITIONS = (
+    sa.select(
+        recovery_transitions.c.at_ts,
+        recovery_transitions.c.from_state,
+        recovery_transitions.c.to_state,
+        recovery_transitions.c.event,
+        recovery_transitions.c.cause,
+        recovery_transitions.c.evidence,
+    )
+    .where(recovery_transitions.c.msisdn == sa.bindparam("msisdn"))
+    .order_by(recovery_transitions.c.at_ts.desc(), recovery_transitions.c.id.desc())
+    .limit(sa.bindparam("limit"))
+)
+
+
 class SqlRecoveryStore:
     """Implements ScoringSource, BlacklistStore and RecoveryStore on a SQLAlchemy engine."""
 
@@ -403,28 +428,12 @@ class SqlRecoveryStore:
     def state_for(self, msisdn: str) -> dict[str, Any] | None:
         """One subscriber's state row as plain values (no frame: an agent's diagnosis reads
         this per request), or None while the subscriber is ``active``."""
-        t = recovery_states
-        q = sa.select(
-            t.c.state,
-            t.c.verdict,
-            t.c.reason,
-            t.c.since_ts,
-            sa.cast(t.c.suspended_day, sa.String).label("suspended_day"),
-            t.c.probes_sent,
-            t.c.last_probe_ts,
-        ).where(t.c.msisdn == msisdn)
         with self.engine.connect() as conn:
-            row = conn.execute(q).first()
+            row = conn.execute(_STATE_FOR, {"msisdn": msisdn}).first()
         return None if row is None else {"msisdn": msisdn, **row._mapping}
 
     def recent_transitions(self, msisdn: str, limit: int) -> list[dict[str, Any]]:
         """One subscriber's latest transitions, newest first (``at_ts`` in UTC seconds)."""
-        t = recovery_transitions
-        q = (
-            sa.select(t.c.at_ts, t.c.from_state, t.c.to_state, t.c.event, t.c.cause, t.c.evidence)
-            .where(t.c.msisdn == msisdn)
-            .order_by(t.c.at_ts.desc(), t.c.id.desc())
-            .limit(limit)
-        )
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            rows = conn.execute(_RECENT_TRANSITIONS, {"msisdn": msisdn, "limit": limit})
+            return [dict(r._mapping) for r in rows]

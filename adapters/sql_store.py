@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from mmsq.adapters.event_blocks import (
+    DEVICE_PARTS,
     EVENT_SCHEMA,
     PARTS,
     decode,
@@ -75,6 +76,10 @@ def create_engine_for(url: str, echo: bool = False, **pool: Any) -> Engine:
             cur.close()
 
     return engine
+
+
+#: Built once (a diagnosis reads it per request).
+_DEVICE_BLOCK = sa.select(device_blocks.c.data).where(device_blocks.c.part == sa.bindparam("part"))
 
 
 class SqlStore:
@@ -374,16 +379,14 @@ class SqlStore:
             return None
         m = int(digits)
         with self.engine.connect() as conn:
-            data = conn.execute(
-                sa.select(device_blocks.c.data).where(device_blocks.c.part == m % PARTS)
-            ).scalar_one_or_none()
+            data = conn.execute(_DEVICE_BLOCK, {"part": m % DEVICE_PARTS}).scalar_one_or_none()
         if data is None:
             return None
         table = decode(data)
-        hit = table.filter(pc.equal(table["msisdn"], m)).to_pylist()
-        if not hit:
+        at = int(np.searchsorted(table["msisdn"].to_numpy(), m))  # a block is by MSISDN
+        if at == table.num_rows or table["msisdn"][at].as_py() != m:
             return None
-        row: dict[str, Any] = hit[0]
+        row: dict[str, Any] = table.slice(at, 1).to_pylist()[0]
         row["msisdn"] = "+" + digits
         return row
 

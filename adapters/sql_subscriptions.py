@@ -68,6 +68,15 @@ def _status(value: str | None) -> SubscriptionStatus | None:
 
 
 # Subclassed for the engine, the bulk loaders and quarantine; mypy sees mmsq.adapters as Any.
+#: Built once: a diagnosis reads this per request, and building the expression costs more
+#: than running it.
+_SUBSCRIPTIONS_OF = (
+    sa.select(subscriptions)
+    .where(subscriptions.c.msisdn == sa.bindparam("msisdn"))
+    .order_by(subscriptions.c.product)
+)
+
+
 class SqlSubscriptionStore(SqlBulkLoad, SqlStore):  # type: ignore[misc]
     """Subscriptions, their events, snapshots, repairs and reconcile runs in SQL."""
 
@@ -187,13 +196,8 @@ class SqlSubscriptionStore(SqlBulkLoad, SqlStore):  # type: ignore[misc]
     def subscriptions_of(self, msisdn: str) -> list[Subscription]:
         """Every stored (MSISDN, product) of one E.164 MSISDN, by product (one indexed read:
         the key starts with the MSISDN)."""
-        q = (
-            sa.select(subscriptions)
-            .where(subscriptions.c.msisdn == msisdn)
-            .order_by(subscriptions.c.product)
-        )
         with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+            rows = conn.execute(_SUBSCRIPTIONS_OF, {"msisdn": msisdn}).all()
         out = []
         for row in rows:
             r = row._mapping

@@ -733,12 +733,22 @@ def build_api_services(
     normaliser = MsisdnNormaliser(settings.ingest.default_region)
     store = SqlApiStore(engine)
     cases = load_complaint_cases(settings.rules.dir)
+    # The per-request look-ups of one subscriber are single statements: they run in autocommit
+    # (no BEGIN/ROLLBACK round trips); writes keep their transactions on ``engine``.
+    reads = engine.execution_options(isolation_level="AUTOCOMMIT")
     subscription_store = SqlSubscriptionStore(engine)
     subscriptions = StoreSubscriptions(subscription_store)
+    looked_up = StoreSubscriptions(SqlSubscriptionStore(reads))
     if recovery is None:
         rules = load_scoring_rules(settings.rules.dir)
         rstore = SqlRecoveryStore(engine)
         recovery = RecoveryService(rstore, rstore, rules.recovery, clock, settings.ingest.timezone)
+        read_store = SqlRecoveryStore(reads)
+        diagnosed: RecoveryReader = RecoveryService(
+            read_store, read_store, rules.recovery, clock, settings.ingest.timezone
+        )
+    else:
+        diagnosed = recovery
     resends = ResendService(
         store=store,
         outbox=outbox,
@@ -751,10 +761,10 @@ def build_api_services(
         agents=AgentService(store, clock, api.auth_cache_seconds),
         resends=resends,
         diagnosis=DiagnosisService(
-            subscriptions=subscriptions,
+            subscriptions=looked_up,
             history=store,
             devices=DeviceProfiles(store, load_devices(settings.rules.dir)),
-            recovery=recovery,
+            recovery=diagnosed,
             resends=resends,
             cases=cases,
             deliveries_shown=api.deliveries_shown,

@@ -197,6 +197,43 @@ def test_device_changes_only_on_a_handset_swap(
     assert store.device("+8613700137000") is None
 
 
+def test_only_device_blocks_with_a_changed_handset_are_rewritten(
+    tmp_path: Path, store: SqlStore, service: IngestService
+) -> None:
+    from mmsq.adapters.sql_event_schema import device_blocks
+
+    def blocks() -> dict[int, bytes]:
+        with store.engine.connect() as conn:
+            return dict(conn.execute(sa.select(device_blocks.c.part, device_blocks.c.data)).all())
+
+    numbers = [f"138{i:08d}" for i in range(0, 50_000, 997)]
+    day1 = [
+        row(n, f"a{i}", "e", "2026-11-21T07:00:00+08:00", "", imei=f"353325{i:08d}")
+        for i, n in enumerate(numbers)
+    ]
+    service.ingest([CdrFileReader(write(tmp_path / "a.csv", day1))])
+    before = blocks()
+    assert sum(1 for _ in before) > 1
+    # The next day: the same handsets, and one subscriber with a new one.
+    day2 = [
+        row(n, f"b{i}", "e", "2026-11-22T07:00:00+08:00", "", imei=f"353325{i:08d}")
+        for i, n in enumerate(numbers)
+    ]
+    day2[3] = row(numbers[3], "b3", "e", "2026-11-22T07:00:00+08:00", "", imei="86012345678901")
+    service.ingest([CdrFileReader(write(tmp_path / "b.csv", day2))])
+    after = blocks()
+    assert after.keys() == before.keys()
+    changed = [p for p in after if after[p] != before[p]]
+    assert changed == [int("86" + numbers[3]) % 4096]
+    swapped = store.device("+86" + numbers[3])
+    assert swapped is not None
+    assert swapped["imei"] == "86012345678901"
+    kept = store.device("+86" + numbers[4])
+    assert kept is not None
+    assert kept["imei"] == f"353325{4:08d}"
+    assert kept["seen_ts"] == int(datetime(2026, 11, 20, 23, 0, tzinfo=UTC).timestamp())
+
+
 def test_edition_stats_count_outcomes_and_latency(
     tmp_path: Path, store: SqlStore, service: IngestService
 ) -> None:
