@@ -131,32 +131,24 @@ def horizon(conn: Connection) -> int | None:
     return None if newest is None else int(newest) - RECENT_DAYS * _DAY_S
 
 
-#: Blocks whose data the first look-up statement brings (newest first); a subscriber who gets
-#: two editions a day finds ten events in five daily generations. More are fetched when needed.
-_FIRST_BLOCKS = 6
+#: Blocks whose data one fetch brings (newest first): a subscriber who gets two editions a day
+#: finds ten events in five daily generations. More are fetched when needed.
+_FIRST_BLOCKS = 5
 
 _t = recent_event_blocks
-#: One statement: every generation of the partition, newest first, with the data of the first
-#: ``:k`` only, and the newest submission the index holds (its horizon, by the ts_max index).
-_READ_PART = (
+#: The partition's generations without their data (no blob is read or sorted), newest first,
+#: and the newest submission the index holds (its horizon, by the ts_max index).
+_PART_GENERATIONS = (
     sa.select(
         _t.c.gen,
         _t.c.ts_max,
         _t.c.raw_size,
-        sa.case(
-            (
-                sa.func.row_number().over(order_by=(_t.c.ts_max.desc(), _t.c.gen.desc()))
-                <= sa.bindparam("k"),
-                _t.c.data,
-            ),
-            else_=sa.null(),
-        ).label("data"),
         sa.select(sa.func.max(_t.c.ts_max)).scalar_subquery().label("newest"),
     )
     .where(_t.c.part == sa.bindparam("part"))
     .order_by(_t.c.ts_max.desc(), _t.c.gen.desc())
 )
-_READ_GENS = sa.select(_t.c.gen, _t.c.data).where(
+_GENERATION_DATA = sa.select(_t.c.gen, _t.c.data).where(
     _t.c.part == sa.bindparam("part"), _t.c.gen.in_(sa.bindparam("gens", expanding=True))
 )
 
@@ -178,29 +170,26 @@ def read_recent(
 
     Generations are read newest first (by their newest submission) and reading stops as soon
     as ``limit`` events are found that are newer than anything the unread generations hold:
-    usually one statement and a handful of small blocks, whatever the number of generations.
+    usually two statements (the generations, then the data of the newest few) and a handful
+    of small blocks, whatever the number of generations.
     """
     part = msisdn % RECENT_PARTS
-    gens = conn.execute(_READ_PART, {"part": part, "k": _FIRST_BLOCKS}).all()
+    gens = conn.execute(_PART_GENERATIONS, {"part": part}).all()
     if not gens:
         newest = conn.execute(sa.select(sa.func.max(_t.c.ts_max))).scalar_one_or_none()
         return [], None if newest is None else int(newest) - RECENT_DAYS * _DAY_S
     cutoff = int(gens[0].newest) - RECENT_DAYS * _DAY_S
+    gens = [g for g in gens if g.ts_max >= cutoff]
     found: list[pa.Table] = []
     newest_ts: list[int] = []  # submission times found so far
-    missing: dict[int, bytes] = {}
+    data: dict[int, bytes] = {}
     for i, g in enumerate(gens):
-        if g.ts_max < cutoff:
-            break
         if len(newest_ts) >= limit and sorted(newest_ts, reverse=True)[limit - 1] > g.ts_max:
             break  # nothing this or any later generation holds is among the newest
-        data = g.data
-        if data is None:
-            if not missing:  # the rest of the partition, in one statement
-                rest = [int(x.gen) for x in gens[i:] if x.ts_max >= cutoff]
-                missing = dict(conn.execute(_READ_GENS, {"part": part, "gens": rest}).all())
-            data = missing[int(g.gen)]
-        hit = _rows_of(decode_recent(data, g.raw_size), msisdn)
+        if g.gen not in data:  # the next few generations' data, in one statement
+            batch = [int(x.gen) for x in gens[i : i + _FIRST_BLOCKS]]
+            data.update(conn.execute(_GENERATION_DATA, {"part": part, "gens": batch}).all())
+        hit = _rows_of(decode_recent(data[g.gen], g.raw_size), msisdn)
         if hit is not None:
             found.append(hit)
             newest_ts.extend(hit["submitted_ts"].to_pylist())

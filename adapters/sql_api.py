@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mmsq.adapters.sql_api_schema import api_agents, api_audit, api_resends
-from mmsq.adapters.sql_store import SqlStore
+from mmsq.adapters.sql_store import SqlStore, read_engine
 from mmsq.agents import Agent, AgentExistsError, AgentNotFoundError, Role
 from mmsq.audit import AuditEntry, AuditPage, AuditQuery
 from mmsq.diagnosis import DeliveryRecord, StoredDevice
@@ -73,11 +73,10 @@ class SqlApiStore:
 
     def __init__(self, engine: Engine, events: SqlStore | None = None) -> None:
         self.engine = engine
-        # Single-statement reads and the audit insert run in autocommit: each is atomic on its
-        # own, and it saves the BEGIN and ROLLBACK/COMMIT round trips per statement (a third
-        # of a diagnosis's database time on PostgreSQL). The event store's look-ups
-        # (recent events, device) are such reads too.
-        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Single-statement reads run in autocommit on PostgreSQL: it saves the BEGIN and
+        # ROLLBACK round trips per statement (a third of a diagnosis's database time there).
+        # The event store's look-ups (recent events, device) are such reads too.
+        self._auto = read_engine(engine)
         self.events = events or SqlStore(self._auto)
         m: sa.BindParameter[str] = sa.bindparam("msisdn")
         self._q_resends_for = (

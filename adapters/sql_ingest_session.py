@@ -36,6 +36,7 @@ from mmsq.adapters.event_blocks import (
     SEGMENT_ROWS,
     decode,
     encode,
+    encode_framed,
     key_partition,
     msisdn_digits,
 )
@@ -442,7 +443,11 @@ class SqlIngestSession:
         starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])
         ends = np.r_[starts[1:], len(part_of)]
         rows = [
-            {"part": int(part_of[a]), "rows": int(b - a), "data": encode(merged.slice(a, b - a))}
+            {
+                "part": int(part_of[a]),
+                "rows": int(b - a),
+                "data": encode_framed(merged.slice(a, b - a)),
+            }
             for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
         ]
         rewritten = [r["part"] for r in rows if r["part"] in stored]

@@ -47,7 +47,7 @@ from mmsq.domain import QuarantinedRecord
 from mmsq.ingest import AGGREGATE_COUNTS
 from mmsq.ports import StoredChunk
 
-__all__ = ["SchemaNotCurrentError", "SqlStore", "create_engine_for"]
+__all__ = ["SchemaNotCurrentError", "SqlStore", "create_engine_for", "read_engine"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _EPOCH = date(1970, 1, 1)
@@ -80,6 +80,16 @@ def create_engine_for(url: str, echo: bool = False, **pool: Any) -> Engine:
 
 #: Built once (a diagnosis reads it per request).
 _DEVICE_BLOCK = sa.select(device_blocks.c.data).where(device_blocks.c.part == sa.bindparam("part"))
+
+
+def read_engine(engine: Engine) -> Engine:
+    """The engine for per-request single-statement reads (an agent's look-ups): autocommit on
+    PostgreSQL, which saves the BEGIN and ROLLBACK round trips of each; on SQLite the engine
+    itself (the driver starts no transaction for a SELECT, and switching the isolation level
+    would cost a PRAGMA at every checkout and checkin)."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
 
 
 class SqlStore:

@@ -720,6 +720,7 @@ def build_api_services(
     and remedies from ``recovery`` (default: a RecoveryService on the same database), resends
     queued in ``outbox`` (the MM7 outbox; whoever built it dispatches it). Raises RulesError."""
     from mmsq.adapters.sql_api import SqlApiStore
+    from mmsq.adapters.sql_store import read_engine
     from mmsq.agents import AgentService
     from mmsq.api.services import ApiServices
     from mmsq.complaint_cases import load_complaint_cases
@@ -733,9 +734,9 @@ def build_api_services(
     normaliser = MsisdnNormaliser(settings.ingest.default_region)
     store = SqlApiStore(engine)
     cases = load_complaint_cases(settings.rules.dir)
-    # The per-request look-ups of one subscriber are single statements: they run in autocommit
-    # (no BEGIN/ROLLBACK round trips); writes keep their transactions on ``engine``.
-    reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+    # The per-request look-ups of one subscriber are single statements: on PostgreSQL they run
+    # in autocommit (no BEGIN/ROLLBACK round trips); writes keep their transactions.
+    reads = read_engine(engine)
     subscription_store = SqlSubscriptionStore(engine)
     subscriptions = StoreSubscriptions(subscription_store)
     looked_up = StoreSubscriptions(SqlSubscriptionStore(reads))

@@ -6,6 +6,7 @@ written is answered 503 instead, so no answer leaves without its trace.
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from typing import Any
@@ -23,6 +24,14 @@ __all__ = ["AuditMiddleware", "BodyLimitMiddleware"]
 
 log = structlog.get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,40}$")
+#: Request ids need to be unique, not secret: a random prefix per process and a counter (no
+#: system call per request).
+_PROCESS_PREFIX = secrets.token_hex(4)
+_SEQUENCE = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_PROCESS_PREFIX}{next(_SEQUENCE):08x}"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -112,7 +121,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         given = _header(scope, b"x-request-id")
-        request_id = given if given and _REQUEST_ID.match(given) else secrets.token_hex(8)
+        request_id = given if given and _REQUEST_ID.match(given) else _new_request_id()
         scope["mmsq.request_id"] = request_id
         scope[AUDIT_KEY] = AuditContext()
         state: dict[str, Any] = {"started": False, "swallow": False}

@@ -61,6 +61,9 @@ def test_device_blocks_are_recut_into_small_partitions(db_url: str) -> None:
         with store.engine.connect() as conn:
             parts = conn.execute(sa.select(device_blocks.c.part, device_blocks.c.rows)).all()
         assert len(parts) == min(DEVICE_PARTS, len(m))
+        with store.engine.connect() as conn:
+            data = conn.execute(sa.select(device_blocks.c.data).limit(1)).scalar_one()
+        assert data[:4] == b"\x04\x22\x4d\x18"  # one LZ4 frame (encode_framed)
         assert sum(r for _, r in parts) == len(m)
         for x in m[::97].tolist():
             found = store.device(f"+{x}")

@@ -3,7 +3,9 @@
 An agent's diagnosis reads the block that holds one subscriber's device per request: with 64
 partitions a province's block holds about 23,000 subscribers (hundreds of kilobytes to move
 and decompress per request); with 4,096 it holds about 370. The blocks are read, re-cut by the
-new partitioning and written back (rows sorted by MSISDN within a block, as before).
+new partitioning and written back (rows sorted by MSISDN within a block, as before) as
+uncompressed Arrow IPC in one LZ4 frame, which decodes a small block several times faster than
+per-buffer zstd.
 
 Revision ID: device_parts
 Revises: api_outbox
@@ -27,20 +29,30 @@ _NEW_PARTS = 4096
 _SCHEMA = pa.schema(
     [("msisdn", pa.int64()), ("imei", pa.string()), ("tac", pa.string()), ("seen_ts", pa.int64())]
 )
-_ZSTD = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=1))
+_LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"
 
 
 def _encode(table: pa.Table) -> bytes:
+    """Uncompressed IPC in one LZ4 frame (``event_blocks.encode_framed``)."""
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=_ZSTD) as writer:
+    with (
+        pa.CompressedOutputStream(sink, "lz4") as frame,
+        pa.ipc.new_stream(frame, table.schema) as writer,
+    ):
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def _decode(data: bytes) -> pa.Table:
+    if data[:4] == _LZ4_FRAME_MAGIC:
+        return pa.ipc.open_stream(pa.CompressedInputStream(pa.BufferReader(data), "lz4")).read_all()
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
 def _repartition(parts: int) -> None:
     bind = op.get_bind()
     blocks = [
-        pa.ipc.open_stream(pa.py_buffer(data)).read_all().cast(_SCHEMA)
+        _decode(data).cast(_SCHEMA)
         for (data,) in bind.execute(sa.text("SELECT data FROM device_blocks"))
     ]
     if not blocks:
