@@ -102,15 +102,16 @@ class PacedLimiter:
     A GCRA pacer at ``rate / (1 + margin)`` smooths the flow, so that the SMSC's receive
     times, shifted by scheduling or network jitter of up to about ``margin`` seconds, stay under
     the limit too; after a stall it lets the sender catch up by up to ``burst`` sends (default:
-    50 ms worth). A log of the last ``floor(rate)`` send times is the hard stop: ``rate + 1``
-    sends always span more than ``1 + margin`` seconds, whatever the pacer says.
+    200 ms worth). A log of the last ``floor(rate)`` send times is the hard stop: ``rate + 1``
+    sends always span more than ``1 + margin`` seconds, whatever the pacer says; ``written``
+    moves a send's time to when it actually left for the socket.
     """
 
     def __init__(self, rate: float, margin: float = 0.008, burst: int | None = None) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         if burst is None:
-            burst = max(2, math.ceil(rate / 20))
+            burst = max(2, math.ceil(rate / 5))
         self.spacing = (1.0 + margin) / rate
         self.tolerance = self.spacing * max(0, burst - 1)
         # The hard stop keeps the margin too: catching up never squeezes the receiver's slack.
@@ -135,6 +136,15 @@ class PacedLimiter:
         self.tat = max(self.tat, now) + self.spacing
         self.log.append(now)
         return True
+
+    def written(self, count: int, now: float) -> None:
+        """The last ``count`` sends taken have just been written to the socket: the hard stop
+        counts from now on for them. A thread that was not scheduled between taking a send
+        and writing it would otherwise write late sends back to back with the next ones."""
+        moved = min(count, len(self.log))
+        for _ in range(moved):
+            self.log.pop()
+        self.log.extend([now] * moved)
 
 
 @dataclass
@@ -179,6 +189,7 @@ class _BindWorker:
         self.retry: list[_Pending] = []  # resent first, kept in original order
         self.paused_until = 0.0
         self.msgqful_backoff = self.cfg.msgqful_backoff_s
+        self.unwritten = 0  # submits taken from the limiter, not yet written
         self.limiter = (
             PacedLimiter(self.cfg.throughput_per_s, self.cfg.throughput_margin)
             if self.cfg.throughput_per_s
@@ -355,6 +366,7 @@ class _BindWorker:
             free -= 1
         if batch:
             link.out.extend(batch)
+            self.unwritten += len(batch)
             gw.metrics.submitted(len(batch))
         return wait if free > 0 or self.retry else 0.5
 
@@ -392,6 +404,9 @@ class _BindWorker:
                 continue
             view = view[n:]
         link.last_io = time.monotonic()
+        if self.limiter is not None and self.unwritten:
+            self.limiter.written(self.unwritten, link.last_io)
+        self.unwritten = 0
 
     def _keepalive(self, link: _Link, now: float) -> float:
         cfg = self.cfg

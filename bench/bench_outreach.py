@@ -5,15 +5,18 @@ side with Kannel's bearerbox as the reference gateway.
    second); mmsq's ``SmppGateway`` (one transceiver, window ``--window``) is kept fed for
    ``--seconds`` after a warm-up, and the rate is read from the simulator's counters. Then the
    same with bearerbox (``max-pending-submits`` = the same window) fed by Kannel's ``mtbatch``.
-2. Limit L (``--limit``): the simulator runs in a child process that timestamps every message it
-   receives; the achieved rate over ``--seconds`` and the most messages in any one-second window
-   are computed from those receive times, for mmsq and for bearerbox (``throughput = L``).
+2. Limit L (``--limit``): a bare SMPP peer in a child process answers every submit_sm and keeps
+   the kernel's receive timestamp of each (SO_TIMESTAMPNS: when it reached the host, whether or
+   not the peer process was scheduled at that moment); the achieved rate over ``--seconds`` and
+   the most messages in any one-second window come from those times, for mmsq and for
+   bearerbox (``throughput = L``).
 3. Optionally (``--dispatcher N``): the whole dispatch path (SQLite outbox, claims, answers
    stored) for N planned single-segment contacts.
 
 Receipts are not requested (registered_delivery 0) so that both gateways do the same work.
 
     python bench/bench_outreach.py [--seconds 60] [--window 10] [--limit 200] [--dispatcher 0]
+                                   [--only-limit]
 """
 
 from __future__ import annotations
@@ -95,27 +98,94 @@ class SimStats:
             self.proc.stderr.close()
 
 
+#: Linux socket option: a receive timestamp (CLOCK_REALTIME, ns) with each recvmsg.
+SO_TIMESTAMPNS = 35
+
+
+def _read_head(conn: socket.socket) -> tuple[bytes, float] | None:
+    """A PDU header and the kernel's receive time of its first bytes (None: closed)."""
+    head = b""
+    arrived: float | None = None
+    while len(head) < 16:
+        data, ancillary, _, _ = conn.recvmsg(16 - len(head), socket.CMSG_SPACE(16))
+        if not data:
+            return None
+        if arrived is None:
+            arrived = time.time()  # no timestamp from the kernel: when read
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec = int.from_bytes(value[:8], "little")
+                    arrived = sec + int.from_bytes(value[8:16], "little") / 1e9
+        head += data
+    return head, arrived
+
+
+def _read_pdus(conn: socket.socket, times: list[float]) -> None:
+    """Answer one ESME (binds, enquire_link, submit_sm, unbind) and note, for every
+    submit_sm, when its first bytes reached this host: the kernel's receive timestamp of
+    that segment, not when this process got round to reading it (a receiving process that
+    is not scheduled for a while would otherwise bunch what arrived meanwhile)."""
+    from mmsq.simulators.smpp_pdu import HEADER, Cmd, Status, encode_pdu, encode_submit_sm_resp
+
+    conn.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sequence = 0
+    while True:
+        got = _read_head(conn)
+        if got is None:
+            return
+        head, arrived = got
+        length, command, _, seq = HEADER.unpack(head)
+        body = b""
+        while len(body) < length - 16:
+            chunk = conn.recv(length - 16 - len(body))
+            if not chunk:
+                return
+            body += chunk
+        if command in (Cmd.BIND_TRANSCEIVER, Cmd.BIND_TRANSMITTER, Cmd.BIND_RECEIVER):
+            reply = encode_pdu(command | Cmd.RESP_BIT, Status.OK, seq, b"wire\x00")
+        elif command == Cmd.SUBMIT_SM:
+            times.append(arrived)
+            sequence += 1
+            reply = encode_submit_sm_resp(Status.OK, seq, f"{sequence:x}")
+        elif command in (Cmd.ENQUIRE_LINK, Cmd.UNBIND):
+            reply = encode_pdu(command | Cmd.RESP_BIT, Status.OK, seq)
+        elif command & Cmd.RESP_BIT:
+            continue
+        else:
+            reply = encode_pdu(Cmd.GENERIC_NACK, Status.OK, seq)
+        conn.sendall(reply)
+        if command == Cmd.UNBIND:
+            return
+
+
 def serve_smsc(stamps: Path, system_id: str, password: str) -> int:
-    """Child mode: the simulator with an outcome source that timestamps every text received."""
-    from mmsq.log import configure_logging
-    from mmsq.simulators.outcomes import FixedOutcomes, TextSms
-    from mmsq.simulators.smsc import SmscSimulator
-    from mmsq.simulators.smsc_config import SmscConfig
-
-    configure_logging("WARNING", "json")  # logs on stderr: stdout carries the port
+    """Child mode: a bare SMPP peer that answers every submit_sm at once and keeps the
+    kernel's receive time of each (see ``_read_pdus``)."""
+    del system_id, password  # any bind is accepted: the peer measures, it does not police
+    # Scheduled ahead of everything else where allowed, so that it reads what arrives at once:
+    # segments left waiting in the socket are merged by the kernel under the newest one's
+    # receive time, which would bunch them (the figure would then tell about this peer, not
+    # about the sender).
+    with contextlib.suppress(AttributeError, PermissionError, OSError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
     times: list[float] = []
-
-    class Stamping(FixedOutcomes):
-        def on_text_sms(self, sms: TextSms) -> None:
-            times.append(time.monotonic())
-
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    cfg = SmscConfig(system_id=system_id, password=password, log_size=0)
-    with SmscSimulator(cfg, Stamping()) as smsc:
-        print(json.dumps({"port": smsc.port}), flush=True)
-        stop.wait()
-    stamps.write_text("\n".join(f"{t:.6f}" for t in times))
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    print(json.dumps({"port": server.getsockname()[1]}), flush=True)
+    workers = []
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            continue
+        t = threading.Thread(target=_read_pdus, args=(conn, times), daemon=True)
+        t.start()
+        workers.append(t)
+    server.close()
+    stamps.write_text("\n".join(f"{t:.6f}" for t in sorted(times)))
     return 0
 
 
@@ -384,7 +454,7 @@ def with_limit(
     lines.append(
         f"mmsq SmppGateway, limit {limit:g}/s: {achieved:,.2f}/s achieved over {seconds:g} s "
         f"({achieved / limit:.2%} of L), at most {worst} in any 1-second window "
-        "(receive times at the SMSC)"
+        "(kernel receive times at the SMSC)"
     )
     if bins:
         stamping = StampingSim("kannel", "kpw", d)
@@ -406,6 +476,7 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=10)
     ap.add_argument("--limit", type=float, default=200.0)
     ap.add_argument("--dispatcher", type=int, default=0, help="contacts through the outbox")
+    ap.add_argument("--only-limit", action="store_true", help="skip the no-limit comparison")
     ap.add_argument("--serve-smsc", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--system-id", default="mmsq", help=argparse.SUPPRESS)
     ap.add_argument("--password", default="secret", help=argparse.SUPPRESS)
@@ -416,7 +487,7 @@ def main() -> int:
     bins = kannel_bins()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        lines = no_limit(bins, args.window, args.seconds, d)
+        lines = [] if args.only_limit else no_limit(bins, args.window, args.seconds, d)
         lines += with_limit(bins, args.window, args.seconds, args.limit, d)
         if args.dispatcher:
             rate, n = run_dispatcher(args.dispatcher, args.window, d)
