@@ -5,9 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck bench-ingest report-example clean
-.PHONY: setup demo test lint typecheck bench-ingest bench-reconcile clean
-.PHONY: setup demo test lint typecheck bench-ingest bench-api clean
+.PHONY: setup demo test lint bench-ingest bench-reconcile bench-api report-example clean
 
 $(BIN)/mmsq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
