@@ -827,7 +827,7 @@ def build_outreach(
     from mmsq.adapters.smpp_client import SmppConfig, SmppGateway
     from mmsq.adapters.sql_outbox import SqlOutbox
     from mmsq.contact_policy import load_contact_policy
-    from mmsq.device_profiles import load_device_profiles
+    from mmsq.devices import load_device_profiles
     from mmsq.dispatch import DispatchConfig, Dispatcher
     from mmsq.ota_profiles import load_ota_profiles
     from mmsq.outreach_plan import OutreachPlanner

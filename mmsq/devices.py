@@ -1,13 +1,16 @@
 """The device table (``rules/devices.csv``): what each handset model (by TAC) can do.
 
 Columns, exactly: ``tac,brand,model,mms_capable,ota_cp,cp_security,settings_profile``; the
-booleans are ``true``/``false``. An operator's ``devices.csv`` in the rules directory adds
-models and replaces shipped rows with the same TAC. Without a shipped table every handset is
-unknown, which scoring treats as "no evidence" rather than as an error.
+booleans are ``true``/``false``; ``cp_security`` is the OMA CP security the handset accepts
+(``NETWPIN``, ``USERPIN``, ``USERNETWPIN`` or ``none``; an empty cell reads as ``none``).
+An operator's ``devices.csv`` in the rules directory adds models and replaces shipped rows
+with the same TAC. Without a shipped
+table every handset is unknown, which scoring treats as "no evidence" rather than as an error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +18,14 @@ import pandas as pd
 
 from mmsq.rules_loader import RuleProblem, RulesError, shipped_rules_dir
 
-__all__ = ["DEVICE_COLUMNS", "DeviceCatalogue", "load_devices", "read_device_table"]
+__all__ = [
+    "DEVICE_COLUMNS",
+    "DeviceCatalogue",
+    "DeviceProfile",
+    "load_device_profiles",
+    "load_devices",
+    "read_device_table",
+]
 
 DEVICES_FILE = "devices.csv"
 DEVICE_COLUMNS: tuple[str, ...] = (
@@ -28,6 +38,25 @@ DEVICE_COLUMNS: tuple[str, ...] = (
     "settings_profile",
 )
 _BOOLEANS = {"true": True, "false": False}
+_SECURITY = frozenset({"NETWPIN", "USERPIN", "USERNETWPIN", "none"})
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceProfile:
+    """One handset model (first 8 digits of the IMEI: the TAC), as outreach needs it."""
+
+    tac: str
+    brand: str
+    model: str
+    mms_capable: bool
+    ota_cp: bool
+    cp_security: str  # NETWPIN, USERPIN, USERNETWPIN or none
+    settings_profile: str
+
+    @property
+    def ota_capable(self) -> bool:
+        """Takes an authenticated OMA CP push of MMS settings."""
+        return self.mms_capable and self.ota_cp and self.cp_security != "none"
 
 
 def read_device_table(path: Path) -> pd.DataFrame:
@@ -49,6 +78,7 @@ def read_device_table(path: Path) -> pd.DataFrame:
             ]
         )
     frame: pd.DataFrame = raw.apply(lambda s: s.str.strip())
+    frame.loc[frame["cp_security"] == "", "cp_security"] = "none"
     line = pd.Series(range(2, len(frame) + 2), index=frame.index)
     bad_tac = ~frame["tac"].str.fullmatch(r"\d{8}")
     problems += [
@@ -61,6 +91,15 @@ def read_device_table(path: Path) -> pd.DataFrame:
             RuleProblem(str(path), f"line {n}", f"{col} {v!r} is not true or false")
             for n, v in zip(line[bad], frame[col][bad], strict=True)
         ]
+    bad_sec = ~frame["cp_security"].isin(_SECURITY)
+    problems += [
+        RuleProblem(
+            str(path),
+            f"line {n}",
+            f"cp_security {v!r} is not one of {', '.join(sorted(_SECURITY))}",
+        )
+        for n, v in zip(line[bad_sec], frame["cp_security"][bad_sec], strict=True)
+    ]
     dup = frame["tac"].duplicated(keep=False) & ~bad_tac
     problems += [
         RuleProblem(str(path), f"line {n}", f"tac {t} is listed twice")
@@ -102,6 +141,21 @@ class DeviceCatalogue:
             out[col] = tacs.map(table[col]).astype("boolean")
         return out
 
+    def profiles(self) -> dict[str, DeviceProfile]:
+        """Every model as a ``DeviceProfile``, by TAC."""
+        return {
+            str(r.tac): DeviceProfile(
+                str(r.tac),
+                str(r.brand),
+                str(r.model),
+                bool(r.mms_capable),
+                bool(r.ota_cp),
+                str(r.cp_security),
+                str(r.settings_profile),
+            )
+            for r in self.table.itertuples(index=False)
+        }
+
 
 def load_devices(
     operator_dir: Path | None = None, shipped_dir: Path | None = None
@@ -117,3 +171,11 @@ def load_devices(
         return DeviceCatalogue.empty()
     merged = pd.concat(frames, ignore_index=True).drop_duplicates("tac", keep="last")
     return DeviceCatalogue(merged.reset_index(drop=True))
+
+
+def load_device_profiles(
+    operator_dir: Path | None = None, shipped_dir: Path | None = None
+) -> Mapping[str, DeviceProfile]:
+    """The device table by TAC, as ``load_devices`` reads it; raises RulesError naming each
+    bad line."""
+    return load_devices(operator_dir, shipped_dir).profiles()

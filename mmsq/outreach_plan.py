@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from mmsq.contact_policy import ContactPolicy, local_day, next_send_time, plan_contacts
-from mmsq.device_profiles import DeviceProfile
+from mmsq.devices import DeviceProfile
 from mmsq.ota_message import OtaMessage, prepare_ota_message
 from mmsq.ota_profiles import OtaProfile, OtaProfiles
 from mmsq.outbox import Decision, OutboxStore, PlannedContact, PlannedSegment

@@ -14,7 +14,7 @@ from mmsq.adapters.sql_outbox import SqlOutbox
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.classify import Classifier
 from mmsq.contact_policy import ContactPolicy, load_contact_policy
-from mmsq.device_profiles import load_device_profiles
+from mmsq.devices import load_device_profiles
 from mmsq.dispatch import DispatchConfig, Dispatcher
 from mmsq.ota_profiles import load_ota_profiles
 from mmsq.outbox import CountingMetrics

@@ -85,3 +85,28 @@ def test_unlisted_devices_never_reuse_a_shipped_tac() -> None:
     assert not {d.tac for d in extra} & shipped
     assert len({d.tac for d in extra}) == len(extra)
     assert unknown_devices(shipped, seed=1) == extra
+
+
+def test_engine_reader_names_a_bad_security_and_builds_profiles(tmp_path: Path) -> None:
+    from mmsq.devices import load_device_profiles, read_device_table
+    from mmsq.rules_loader import RulesError
+
+    header = "tac,brand,model,mms_capable,ota_cp,cp_security,settings_profile\n"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(header + "86012345,Acme,A1,true,true,PIN,default\n", encoding="utf-8")
+    with pytest.raises(RulesError, match=r"line 2.*cp_security 'PIN'"):
+        read_device_table(bad)
+    good = tmp_path / "rules"
+    good.mkdir()
+    (good / "devices.csv").write_text(
+        header
+        + "86012345,Acme,A1,true,true,USERPIN,default\n"
+        + "86012346,Acme,A0,false,false,,\n",
+        encoding="utf-8",
+    )
+    profiles = load_device_profiles(good, shipped_dir=tmp_path / "none")
+    assert list(profiles) == ["86012345", "86012346"]
+    assert profiles["86012346"].cp_security == "none"
+    assert not profiles["86012346"].ota_capable
+    assert profiles["86012345"].ota_capable
+    assert profiles["86012345"].cp_security == "USERPIN"
