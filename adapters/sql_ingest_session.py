@@ -457,11 +457,16 @@ class SqlIngestSession:
 
     def _merge_editions(self, editions: pd.DataFrame) -> None:
         t = edition_daily
-        sums = editions.groupby(["day", "edition"], sort=True).sum().reset_index()
-        for rec in sums.to_dict("records"):
-            day = _to_date(int(rec.pop("day")))
-            edition = str(rec.pop("edition"))[:80]
-            values = {str(k): int(v) for k, v in rec.items()}
+        if len(editions) > 1 and editions.duplicated(["day", "edition"]).any():
+            editions = editions.groupby(["day", "edition"], sort=True).sum().reset_index()
+        names = [str(c) for c in editions.columns if c not in ("day", "edition")]
+        counts = editions[names].to_numpy(dtype=np.int64)
+        for day_no, edition_name, row in zip(
+            editions["day"].to_numpy(), editions["edition"].to_numpy(), counts, strict=True
+        ):
+            day = _to_date(int(day_no))
+            edition = str(edition_name)[:80]
+            values = dict(zip(names, row.tolist(), strict=True))
             old = self._conn.execute(
                 sa.select(t).where(t.c.day == day, t.c.edition == edition)
             ).first()

@@ -305,8 +305,8 @@ def quarantine_export(
 
 @app.command("demo")
 def demo(
-    subscribers: Annotated[int, typer.Option(min=100, help="simulated subscribers")] = 20_000,
-    days: Annotated[int, typer.Option(min=1, help="simulated days")] = 14,
+    subscribers: Annotated[int, typer.Option(min=100, help="simulated subscribers")] = 10_000,
+    days: Annotated[int, typer.Option(min=1, help="simulated days")] = 21,
     observe_days: Annotated[
         int, typer.Option(min=0, help="first days with mmsq only observing")
     ] = 4,
@@ -387,7 +387,25 @@ def demo(
     for group, (size, healthy) in result.uplift.items():
         rate = f"{healthy / size:.1%}" if size else "n/a"
         out.print(f"flagged and {group}: {size:,} subscribers, {rate} healthy at the end")
-    out.print(f"simulators were at {result.endpoints['mmsc']} and {result.endpoints['smsc']}")
+    f = result.funnel
+    if f:
+        out.print(
+            f"recovery funnel (act phase): flagged {f['flagged']:,} -> remedied "
+            f"{f['remedied']:,} -> recovered {f['recovered']:,} (after a remedy "
+            f"{f['recovered_after_remedy']:,}, by themselves {f['recovered_self']:,}); "
+            f"suspended {f['suspended']:,} -> probed {f['probed']:,} -> resumed "
+            f"{f['resumed']:,}; to the clean-up list {f['cleanup']:,}"
+        )
+    h = result.handsets
+    if h:
+        out.print(
+            f"handsets: {h['help_sms_received']:,} help SMS received, "
+            f"{h['fixed_by_help_sms']:,} fixed by their user; {h['ota_pushes_received']:,} OTA "
+            f"pushes received, {h['ota_pushes_applied']:,} applied, {h['fixed_by_ota']:,} fixed"
+        )
+    out.print(
+        "simulators were at " + ", ".join(f"{name} {url}" for name, url in result.endpoints.items())
+    )
 
 
 # -- sim -----------------------------------------------------------------------------------

@@ -5,8 +5,11 @@ population through the MMSC simulator; each night the MMSC exports its CDR file 
 ingests it. The first days mmsq only observes; from then on every capability that exists is
 switched on: after each night's ingest mmsq scores every subscriber as of that day and moves
 the recovery state machine, and the content platform stops sending to the suspended ones
-(mmsq's suspension list) from the next edition on. Time is compressed: a day takes a second
-or two.
+(mmsq's suspension list) from the next edition on. Help SMS and OTA settings go out through
+the SMSC simulator mid-morning; recovery probes (small MMs over MM7) go to suspended
+subscribers whose probe is due, and their delivery reports come back over HTTP to mmsq's
+MM7 endpoint: a delivered probe resumes delivery for the next edition. Time is compressed:
+a day takes a few seconds.
 
 This module is wiring (it builds simulators and adapters), like the CLI and the bootstrap.
 """
@@ -17,23 +20,37 @@ import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from mmsq.adapters.cdr_csv import CdrFileReader
+from mmsq.adapters.http_server import ThreadedHttpServer
+from mmsq.adapters.mm7_client import Mm7Client
+from mmsq.adapters.mm7_soap import Mm7DeliveryReport
+from mmsq.adapters.mm7_vasp import mm7_delivery_report_router
+from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
 from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_store import SqlStore
-from mmsq.bootstrap import Outreach, build_outreach
+from mmsq.bootstrap import Outreach, build_outreach, mm7_client_config
 from mmsq.classify import Classifier
+from mmsq.delivery_feedback import connect_recovery
 from mmsq.devices import load_devices
+from mmsq.domain import DeliveryReport
 from mmsq.ingest import IngestService
+from mmsq.metrics import Metrics
+from mmsq.mms_content import OutboxContent
+from mmsq.mms_outbox import MmsOutbox, OutboxPolicy
+from mmsq.mms_outbox_model import OutboxItem, OutboxKind
 from mmsq.msisdn import MsisdnNormaliser
 from mmsq.recovery import RecoveryService
-from mmsq.remedies import plan_remedies, record_remedies
+from mmsq.remedies import plan_remedies, record_remedies, send_due_probes
+from mmsq.report_intake import ReportIntake
 from mmsq.rules_loader import load_rules
 from mmsq.scoring_rules import load_scoring_rules
 from mmsq.scoring_run import ScoringResult, ScoringService
@@ -52,8 +69,8 @@ EDITIONS = (("am", time(7, 0)), ("pm", time(17, 0)))
 
 @dataclass(frozen=True)
 class DemoConfig:
-    subscribers: int = 20_000
-    days: int = 14
+    subscribers: int = 10_000
+    days: int = 21
     observe_days: int = 4
     seed: int = 7
     workdir: Path = Path("var/demo")
@@ -97,6 +114,10 @@ class DemoResult:
     complaints: int
     #: Remedied vs holdout among flagged subscribers: group -> (size, healthy at the end).
     uplift: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Subscribers entering each recovery stage over the act phase (RecoveryService.funnel).
+    funnel: dict[str, int] = field(default_factory=dict)
+    #: What the help SMS and OTA pushes did to the simulated handsets (ground truth).
+    handsets: dict[str, int] = field(default_factory=dict)
 
     def uplift_rates(self) -> dict[str, float | None]:
         return {g: (ok / n if n else None) for g, (n, ok) in self.uplift.items()}
@@ -135,6 +156,8 @@ class DemoResult:
                 g: {"subscribers": n, "healthy_at_end": ok, "rate": round(ok / n, 4) if n else None}
                 for g, (n, ok) in self.uplift.items()
             },
+            "funnel": self.funnel,
+            "handsets": self.handsets,
         }
 
 
@@ -241,6 +264,97 @@ def _dispatch(outreach: Outreach, recovery: RecoveryService, since: datetime) ->
     return {"sms_segments": done.accepted, "remedied": remedied}
 
 
+class _ProbeLink:
+    """Recovery probes over MM7, wired as the daemon wires them: the MM7 outbox on the demo's
+    store, sending to the MMSC simulator, and mmsq's DeliveryReportReq endpoint (a real HTTP
+    server on 127.0.0.1) where the simulator's reports arrive, are correlated with the outbox,
+    stored under the ``recovery-probe`` edition and, when delivered, resume the subscriber.
+    """
+
+    def __init__(
+        self,
+        config: DemoConfig,
+        store: SqlStore,
+        ingest: IngestService,
+        recovery: RecoveryService,
+        clock: _Clock,
+    ) -> None:
+        self._settings = config.settings or Settings()
+        self._store = store
+        self._recovery = recovery
+        self._clock = clock
+        self.outbox: MmsOutbox | None = None
+        self.client: Mm7Client | None = None
+        self.delivered = 0
+        intake = ReportIntake(ingest, store, Metrics(), clock)
+        app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+        app.include_router(mm7_delivery_report_router(intake, "/mm7/dr", self._correlate))
+        self.server = ThreadedHttpServer(app, "127.0.0.1", 0)
+        self.server.start()
+        self.report_url = f"{self.server.url}/mm7/dr"
+
+    def _correlate(self, report: Mm7DeliveryReport) -> DeliveryReport | None:
+        matched = self.outbox.on_delivery_report(report) if self.outbox is not None else None
+        return matched.delivery_report() if matched is not None else None
+
+    def connect(self, mmsc_url: str, classifier: Classifier) -> None:
+        """Bind the outbox to the MMSC simulator's MM7 endpoint."""
+        mm7 = self._settings.mm7
+        base = mm7_client_config(self._settings)
+        self.client = Mm7Client(dataclass_replace(base, url=mmsc_url, rate_per_s=0.0))
+        self.outbox = MmsOutbox(
+            SqlMmsOutboxStore(self._store.engine),
+            self.client,
+            OutboxContent(mm7.probe_text, mm7.probe_subject, None),
+            classifier,
+            self._clock,
+            OutboxPolicy(
+                max_attempts=mm7.max_attempts,
+                backoff_s=mm7.backoff_s,
+                backoff_cap_s=mm7.backoff_cap_s,
+                lease_s=mm7.lease_s,
+                max_in_doubt_resends=mm7.max_in_doubt_resends,
+                expiry=timedelta(hours=mm7.expiry_hours),
+                concurrency=mm7.concurrency,
+            ),
+        )
+        connect_recovery(self.outbox, self._recovery)
+        self.outbox.on_delivered(OutboxKind.PROBE, self._count)
+
+    def _count(self, item: OutboxItem) -> None:
+        self.delivered += 1
+
+    def queue(self, day: date) -> int:
+        """Queue the probes due on ``day`` (one per subscriber and day)."""
+        assert self.outbox is not None
+        return send_due_probes(self._recovery, self.outbox, (), day).enqueued
+
+    def send(self) -> int:
+        """Submit everything queued; returns how many SubmitReq the MMSC accepted."""
+        assert self.outbox is not None
+        submitted = 0
+        while True:
+            done = self.outbox.dispatch_once(limit=500)
+            submitted += done.submitted
+            if not done.claimed:
+                return submitted
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.server.stop()
+
+
+def _probe(probes: _ProbeLink, mmsc: MmscSimulator, clock: _Clock) -> dict[str, int]:
+    """Submit the probes queued last night; an hour later, the reports due by then arrive
+    (a delivered probe resumes its subscriber at once)."""
+    before = probes.delivered
+    submitted = probes.send()
+    clock.current += timedelta(hours=1)
+    mmsc.deliver_due(clock.current)
+    return {"probes_sent": submitted, "probes_delivered": probes.delivered - before}
+
+
 def _uplift(outreach: Outreach, population: HandsetPopulation) -> dict[str, tuple[int, int]]:
     """Flagged subscribers who got a remedy vs the holdout: how many are healthy at the end."""
     treated = {m for m, _ in outreach.store.sent_since(datetime(1970, 1, 1, tzinfo=UTC))}
@@ -253,7 +367,7 @@ def _uplift(outreach: Outreach, population: HandsetPopulation) -> dict[str, tupl
     }
 
 
-def run_demo(  # noqa: PLR0915 - the simulated day, step by step, reads best in one place
+def run_demo(  # noqa: PLR0912, PLR0915 - the simulated day, step by step, reads best in one place
     config: DemoConfig,
     on_day: Callable[[DayFigures], None] | None = None,
 ) -> DemoResult:
@@ -268,15 +382,13 @@ def run_demo(  # noqa: PLR0915 - the simulated day, step by step, reads best in 
     )
     start = population.today
     clock = _Clock(datetime.combine(start, time(0, 0), tzinfo=tz))
-    mmsc = MmscSimulator(population, MmscConfig(seed=config.seed), clock=clock)
-    smsc = SmscSimulator(SmscConfig(port=0, seed=config.seed), population)
-
     store = SqlStore.from_url(f"sqlite:///{config.workdir / 'mmsq-demo.db'}")
     store.upgrade()
     rules = load_rules(config.rules_dir)
+    classifier = Classifier(rules.status_codes)
     ingest = IngestService(
         store=store,
-        classifier=Classifier(rules.status_codes),
+        classifier=classifier,
         normaliser=MsisdnNormaliser(config.default_region),
         clock=clock,
         timezone=config.timezone,
@@ -285,11 +397,26 @@ def run_demo(  # noqa: PLR0915 - the simulated day, step by step, reads best in 
     acting = config.observe_days < config.days
     capabilities: list[str] = ["ingest"]
     if acting:
-        capabilities += ["score", "suspend", "help SMS", "OTA settings"]
+        capabilities += ["score", "suspend", "help SMS", "OTA settings", "recovery MMS"]
+    probes = _ProbeLink(config, store, ingest, recovery, clock) if acting else None
+    # The newspaper's daily figures are the content platform's editions (the nightly CDR);
+    # the probes' outcomes reach mmsq through their delivery reports, as in production.
+    mmsc = MmscSimulator(
+        population,
+        MmscConfig(
+            seed=config.seed,
+            vasp_url=probes.report_url if probes is not None else None,
+            cdr_mm7=False,
+        ),
+        clock=clock,
+    )
+    smsc = SmscSimulator(SmscConfig(port=0, seed=config.seed), population)
     days: list[DayFigures] = []
     msisdns = population.msisdns().tolist()
     suspended: set[str] = set()
     outreach: Outreach | None = None
+    first_act = start + timedelta(days=config.observe_days)
+    funnel: dict[str, int] = {}
     try:
         with MmscServer(mmsc) as mmsc_server:
             smsc.start()
@@ -297,7 +424,9 @@ def run_demo(  # noqa: PLR0915 - the simulated day, step by step, reads best in 
                 "mmsc": mmsc_server.url,
                 "smsc": f"smpp://{smsc.host}:{smsc.port}",
             }
-            if acting:
+            if probes is not None:
+                endpoints["mm7_delivery_reports"] = probes.report_url
+                probes.connect(mmsc_server.url, classifier)
                 outreach = _outreach(config, smsc, clock, population)
             since = clock.now()
             for n in range(config.days):
@@ -305,21 +434,25 @@ def run_demo(  # noqa: PLR0915 - the simulated day, step by step, reads best in 
                 population.advance_to(day)
                 truth = _truth_counts(population)
                 phase = "observe" if n < config.observe_days else "act"
-                # The content platform honours mmsq's suspension list.
-                send_to = [m for m in msisdns if m not in suspended] if suspended else msisdns
-                sent_contacts: dict[str, int] = {}
+                morning: dict[str, int] = {}
                 for name, at in EDITIONS:
+                    # The content platform honours mmsq's suspension list.
+                    send_to = [m for m in msisdns if m not in suspended] if suspended else msisdns
                     clock.current = datetime.combine(day, at, tzinfo=tz)
                     mmsc.run_bulk_edition(f"ah-daily-{day:%Y%m%d}-{name}", send_to, clock.current)
-                    if name == "am" and outreach is not None:
+                    if name == "am" and outreach is not None and probes is not None:
                         # Mid-morning, outside quiet hours and the editions' blackouts: the
-                        # contacts planned last night go out through the SMSC simulator.
+                        # contacts planned last night go out through the SMSC simulator and
+                        # the probes due today through the MMSC simulator.
                         clock.current = datetime.combine(day, time(10, 0), tzinfo=tz)
-                        sent_contacts = _dispatch(outreach, recovery, since)
+                        morning = _dispatch(outreach, recovery, since)
                         since = clock.current
+                        morning.update(_probe(probes, mmsc, clock))
+                        suspended = set(recovery.suspensions()["msisdn"])
                 # The nightly export, a few hours after midnight: the evening edition's
                 # stragglers are final by then or still pending.
                 clock.current = datetime.combine(day + timedelta(days=1), time(3, 0), tzinfo=tz)
+                mmsc.deliver_due(clock.current)  # late probe reports (failures, expiries)
                 path = config.workdir / "cdr" / f"cdr-{day:%Y%m%d}.csv.gz"
                 mmsc.export_cdr(day, path, gzip=True, as_of=clock.current)
                 summary = ingest.ingest([CdrFileReader(path)])
@@ -338,20 +471,26 @@ def run_demo(  # noqa: PLR0915 - the simulated day, step by step, reads best in 
                 )
                 if phase == "act":
                     suspended = _act(scoring, recovery, figures)
-                    if outreach is not None:
+                    if outreach is not None and probes is not None:
                         planned = plan_remedies(recovery_source(scoring), outreach.planner, day)
                         figures.actions["planned"] = planned.planned
-                    figures.actions.update(sent_contacts)
+                        figures.actions["probes_queued"] = probes.queue(day + timedelta(days=1))
+                    figures.actions.update(morning)
                 days.append(figures)
                 if on_day is not None:
                     on_day(figures)
             uplift = _uplift(outreach, population) if outreach is not None else {}
+            if acting:
+                funnel = recovery.funnel(first_act, start + timedelta(days=config.days))
     finally:
         if outreach is not None:
             outreach.close()
+        if probes is not None:
+            probes.close()
         smsc.stop()
         store.close()
     complaints = Counter(c.reason for c in population.complaints())
+    counters = population.counters
     return DemoResult(
         config=config,
         days=days,
@@ -359,4 +498,12 @@ def run_demo(  # noqa: PLR0915 - the simulated day, step by step, reads best in 
         capabilities=capabilities,
         complaints=sum(complaints.values()),
         uplift=uplift,
+        funnel=funnel,
+        handsets={
+            "help_sms_received": counters.texts_received,
+            "fixed_by_help_sms": counters.texts_fixed,
+            "ota_pushes_received": counters.pushes_received,
+            "ota_pushes_applied": counters.pushes_applied,
+            "fixed_by_ota": counters.pushes_fixed,
+        },
     )

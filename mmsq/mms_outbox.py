@@ -271,7 +271,7 @@ class MmsOutbox:
                 expires_at=expires_at or now + self.policy.expiry,
             )
         )
-        log.info(
+        log.debug(
             "mms_outbox.enqueued" if created else "mms_outbox.enqueue_repeated",
             item_id=item.id,
             kind=str(kind),
@@ -541,7 +541,7 @@ class MmsOutbox:
         new = self._write(item, claim_token=None, lease_until=None, **changes)
         if new is None:
             return self._lost_claim(item, None)
-        log.info(
+        log.debug(
             "mms_outbox.attempt",
             item_id=new.id,
             kind=str(new.kind),
@@ -638,7 +638,7 @@ class MmsOutbox:
                 item, mm_status=received.mm_status, cause=cause, updated_at=now, **changes
             )
             if new is not None:
-                log.info(
+                log.debug(
                     "mms_outbox.report",
                     item_id=new.id,
                     kind=str(new.kind),

@@ -16,6 +16,7 @@ be counted and each subscriber's path explained.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -399,27 +400,46 @@ class RecoveryService:
         return None if rows.empty else dict(rows.iloc[0])
 
     def _apply(self, msisdn: str, event: Event, cause: str, evidence: str) -> Transition:
-        row = self.state_of(msisdn)
-        current = State(row["state"]) if row else State.ACTIVE
-        target = next_state(current, event)
+        return self._apply_many([(msisdn, event, cause, evidence)])[0]
+
+    def _apply_many(self, changes: Sequence[tuple[str, Event, str, str]]) -> list[Transition]:
+        """Move each (msisdn, event, cause, evidence) and store all of it in one transaction:
+        one state read and one write for the batch, not one per subscriber. A subscriber
+        appears at most once per batch."""
+        if not changes:
+            return []
+        numbers = [c[0] for c in changes]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("a subscriber appears twice in one batch of transitions")
+        loaded = self.store.load_states(numbers)
+        records: list[dict[str, Any]] = loaded.to_dict("records")  # type: ignore[assignment]
+        rows = {str(r["msisdn"]): r for r in records}
         now = self.clock.now()
+        stamp = pd.Timestamp(now)
         today = self.today().isoformat()
-        t = Transition(msisdn, now, current, target, event, cause, evidence)
-        new = dict(row) if row else dict.fromkeys(STATE_COLUMNS)
-        new.update(msisdn=msisdn, state=target.value, since=pd.Timestamp(now), since_day=today)
-        probes = int(new.get("probes_sent") or 0)
-        if event is Event.PROBE_SENT:
-            probes += 1
-            new["last_probe_at"] = pd.Timestamp(now)
-        new["probes_sent"] = probes
-        if target not in _SUSPENDED_STATES:
-            new["suspended_day"] = None
-            new["probes_sent"] = 0
-        transitions = pd.DataFrame(
-            [
+        out: list[Transition] = []
+        t_rows: list[dict[str, Any]] = []
+        s_rows: list[dict[str, Any]] = []
+        for msisdn, event, cause, evidence in changes:
+            row = rows.get(msisdn)
+            current = State(row["state"]) if row else State.ACTIVE
+            target = next_state(current, event)
+            out.append(Transition(msisdn, now, current, target, event, cause, evidence))
+            new = dict(row) if row else dict.fromkeys(STATE_COLUMNS)
+            new.update(msisdn=msisdn, state=target.value, since=stamp, since_day=today)
+            probes = int(new.get("probes_sent") or 0)
+            if event is Event.PROBE_SENT:
+                probes += 1
+                new["last_probe_at"] = stamp
+            new["probes_sent"] = probes
+            if target not in _SUSPENDED_STATES:
+                new["suspended_day"] = None
+                new["probes_sent"] = 0
+            s_rows.append(new)
+            t_rows.append(
                 {
                     "msisdn": msisdn,
-                    "at": pd.Timestamp(now),
+                    "at": stamp,
                     "from_state": current.value,
                     "to_state": target.value,
                     "event": event.value,
@@ -427,10 +447,11 @@ class RecoveryService:
                     "evidence": evidence,
                     "run_id": None,
                 }
-            ]
+            )
+        self.store.apply_transitions(
+            pd.DataFrame(t_rows), pd.DataFrame(s_rows)[list(STATE_COLUMNS)]
         )
-        self.store.apply_transitions(transitions, pd.DataFrame([new])[list(STATE_COLUMNS)])
-        return t
+        return out
 
     def record_remedy(
         self, msisdn: str, kind: Literal["ota", "help_sms"], evidence: str = ""
@@ -438,10 +459,30 @@ class RecoveryService:
         """An OTA settings push or a help SMS was sent to a flagged subscriber."""
         return self._apply(msisdn, Event.REMEDY_SENT, kind, evidence or f"{kind} sent")
 
+    def record_remedies(
+        self, sent: Sequence[tuple[str, Literal["ota", "help_sms"], str]]
+    ) -> list[Transition]:
+        """``record_remedy`` for many subscribers at once: (msisdn, kind, evidence)."""
+        return self._apply_many(
+            [(m, Event.REMEDY_SENT, kind, ev or f"{kind} sent") for m, kind, ev in sent]
+        )
+
     def record_probe_sent(self, msisdn: str, evidence: str = "") -> Transition:
-        row = self.state_of(msisdn)
-        n = int(row["probes_sent"] or 0) + 1 if row else 1
-        return self._apply(msisdn, Event.PROBE_SENT, f"probe {n}", evidence or f"probe {n} sent")
+        return self.record_probes_sent([(msisdn, evidence)])[0]
+
+    def record_probes_sent(self, sent: Sequence[tuple[str, str]]) -> list[Transition]:
+        """A recovery probe was queued for each (msisdn, evidence); one transaction."""
+        states = self.store.load_states([m for m, _ in sent]) if sent else None
+        count = (
+            dict(zip(states["msisdn"].astype(str), states["probes_sent"], strict=True))
+            if states is not None
+            else {}
+        )
+        changes = []
+        for msisdn, evidence in sent:
+            n = int(count.get(msisdn) or 0) + 1
+            changes.append((msisdn, Event.PROBE_SENT, f"probe {n}", evidence or f"probe {n} sent"))
+        return self._apply_many(changes)
 
     def record_delivery(
         self, msisdn: str, *, probe: bool = False, evidence: str = ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 import pandas as pd
 
@@ -72,13 +72,18 @@ def record_remedies(
         return 0
     states = recovery.store.load_states(list(kinds))
     flagged = set(states.loc[states["state"] == "flagged", "msisdn"].astype(str))
-    moved = 0
+    batch: list[tuple[str, Literal["ota", "help_sms"], str]] = []
     for msisdn in sorted(flagged):
         sent = kinds[msisdn]
-        kind = "ota" if "ota" in sent else "help_sms"
-        recovery.record_remedy(msisdn, kind, evidence="sent: " + "+".join(sorted(sent)))  # type: ignore[arg-type]
-        moved += 1
-    return moved
+        kind: Literal["ota", "help_sms"] = "ota" if "ota" in sent else "help_sms"
+        batch.append((msisdn, kind, "sent: " + "+".join(sorted(sent))))
+    for i in range(0, len(batch), _BATCH):
+        recovery.record_remedies(batch[i : i + _BATCH])
+    return len(batch)
+
+
+#: Subscribers moved per transaction when recording remedies and probes.
+_BATCH = 1000
 
 
 class _Enqueued(Protocol):
@@ -130,6 +135,8 @@ def send_due_probes(
     due = recovery.due_probes(day)
     listed = set(blacklist)
     enqueued = repeated = skipped = refused = 0
+    queued: list[str] = []
+    again: list[str] = []
     for msisdn in due["msisdn"].astype(str):
         if msisdn in listed:
             skipped += 1
@@ -140,8 +147,18 @@ def send_due_probes(
             refused += 1
             continue
         if result.created:
-            recovery.record_probe_sent(msisdn, evidence=f"probe queued ({day.isoformat()})")
+            queued.append(msisdn)
             enqueued += 1
         else:
+            again.append(msisdn)
             repeated += 1
+    # A probe queued by a round that stopped before recording it (still due, its item
+    # already in the outbox, no probe recorded on ``day``) is recorded now, once.
+    if again:
+        states = recovery.store.load_states(again)
+        stamped = states["last_probe_at"].dt.tz_convert(recovery.tz).dt.date
+        queued += sorted(set(again) - set(states.loc[stamped == day, "msisdn"].astype(str)))
+    evidence = f"probe queued ({day.isoformat()})"
+    for i in range(0, len(queued), _BATCH):
+        recovery.record_probes_sent([(m, evidence) for m in queued[i : i + _BATCH]])
     return ProbeRound(len(due), enqueued, repeated, skipped, refused)

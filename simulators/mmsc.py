@@ -109,6 +109,9 @@ class MmscConfig:
     reports). Reports are tried ``report_attempts`` times, waiting ``report_backoff_s`` doubled
     after each failure (simulated time). ``bulk_rate_per_s``: the sending rate that spreads a
     bulk edition's submit times. ``timezone``: the operator's, for CDR times and days.
+    ``cdr_mm7``: whether MMs submitted over MM7 are written to the CDR export too (a real
+    MMSC's export holds every MM; a test of the newspaper's own figures may leave them out,
+    their delivery reports still go to ``vasp_url``).
     """
 
     vaspid: str | None = None
@@ -126,6 +129,7 @@ class MmscConfig:
     report_backoff_s: float = 30.0
     report_timeout_s: float = 5.0
     bulk_rate_per_s: float = 500.0
+    cdr_mm7: bool = True
     max_body_bytes: int = 4 * 1024 * 1024
     faults: MmscFaults = MmscFaults()
 
@@ -356,7 +360,7 @@ class MmscSimulator:
         edition = req.service_code or req.vasid or "mm7"
         sender_kind = req.sender_kind if req.sender_kind in ("Number", "ShortCode") else "ShortCode"
         sender = req.sender_address if req.sender_kind in ("Number", "ShortCode") else None
-        rows = self._rows_for(now)
+        rows = self._rows_for(now) if self.config.cdr_mm7 else []
         want_report = req.delivery_report and self.config.vasp_url is not None
         with self._lock:
             self._seq += 1

@@ -328,3 +328,34 @@ def test_due_probe_is_sent_once_a_day_and_its_delivery_resumes_the_subscriber(
     assert corr.reference == f"probe:{A}:{day}"
     assert (recovery.state_of(A) or {})["state"] == "resumed"
     assert [t["event"] for t in recovery.history(A)][-2:] == ["probe_sent", "probe_delivered"]
+
+
+def test_a_probe_queued_by_a_round_that_stopped_is_recorded_once_on_the_rerun(
+    make_rig: Callable[..., Rig],
+) -> None:
+    """The round queues a probe, then stops before recording it (a kill between the two
+    writes): the rerun finds the item already queued and records the probe, once."""
+    from mmsq.adapters.sql_recovery import SqlRecoveryStore
+    from mmsq.recovery import RecoveryService
+    from mmsq.remedies import send_due_probes
+    from mmsq.scoring_rules import load_scoring_rules
+    from tests.api_harness import suspend_by_mmsq
+
+    rig = make_rig()
+    suspend_by_mmsq(rig.sql.engine, FakeClock(T0 - timedelta(days=6)), A)
+    store = SqlRecoveryStore(rig.sql.engine)
+    recovery = RecoveryService(
+        store, store, load_scoring_rules(None).recovery, rig.clock, "Asia/Shanghai"
+    )
+    day = recovery.today()
+    assert rig.outbox.enqueue("probe", A, "", reference=f"probe:{A}:{day}").created
+    assert (recovery.state_of(A) or {})["state"] == "suspended"
+
+    rerun = send_due_probes(recovery, rig.outbox, (), day)
+    assert (rerun.due, rerun.enqueued, rerun.repeated) == (1, 0, 1)
+    state = recovery.state_of(A) or {}
+    assert (state["state"], state["probes_sent"]) == ("probing", 1)
+    again = send_due_probes(recovery, rig.outbox, (), day)
+    assert (again.due, again.enqueued) == (0, 0)
+    assert (recovery.state_of(A) or {})["probes_sent"] == 1
+    assert [t["event"] for t in recovery.history(A)].count("probe_sent") == 1

@@ -215,3 +215,35 @@ def test_blacklist_import_until_and_remove(world: World, tmp_path: Path) -> None
     assert not world.blacklist.is_listed("13800138000", date(2026, 11, 1))
     world.blacklist.import_file(src)  # re-import replaces, never duplicates
     assert len(world.recovery_store.blacklist_rows()) == 2
+
+
+def test_remedies_recorded_in_one_batch_match_one_by_one(world: World) -> None:
+    result = world.scoring.run(LAST)
+    flagged = sorted(result.frame[result.frame["state"] == "flagged"]["msisdn"].tolist())
+    assert len(flagged) >= 3
+    batch = world.recovery.record_remedies(
+        [(m, "ota" if i % 2 else "help_sms", "") for i, m in enumerate(flagged[:2])]
+    )
+    single = world.recovery.record_remedy(flagged[2], "help_sms")
+    assert [(t.from_state, t.to_state, t.cause) for t in batch] == [
+        ("flagged", "remedied", "help_sms"),
+        ("flagged", "remedied", "ota"),
+    ]
+    assert (single.from_state, single.to_state) == ("flagged", "remedied")
+    for m in flagged[:3]:
+        assert (world.recovery.state_of(m) or {})["state"] == "remedied"
+        assert world.recovery.history(m)[-1]["event"] == "remedy_sent"
+
+
+def test_a_batch_with_an_invalid_transition_stores_nothing(world: World) -> None:
+    result = world.scoring.run(LAST)
+    flagged = sorted(result.frame[result.frame["state"] == "flagged"]["msisdn"].tolist())
+    suspended = world.recovery.suspensions()["msisdn"].iloc[0]
+    before = [len(world.recovery.history(m)) for m in (flagged[0], suspended)]
+    with pytest.raises(InvalidTransitionError):
+        # a suspended subscriber cannot be "remedied": the whole batch is refused
+        world.recovery.record_remedies([(flagged[0], "ota", ""), (suspended, "ota", "")])
+    assert [len(world.recovery.history(m)) for m in (flagged[0], suspended)] == before
+    assert (world.recovery.state_of(flagged[0]) or {})["state"] == "flagged"
+    with pytest.raises(ValueError, match="twice"):
+        world.recovery.record_remedies([(flagged[0], "ota", ""), (flagged[0], "help_sms", "")])
