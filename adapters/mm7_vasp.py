@@ -20,6 +20,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from uuid import uuid4
 
+import anyio
+import anyio.to_thread
 import structlog
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +44,7 @@ log = structlog.get_logger("mmsq.mm7_vasp")
 SOURCE = "mm7:DeliveryReportReq"
 _XML = "text/xml; charset=utf-8"
 _MAX_BODY = 1024 * 1024
+_REPORT_THREADS = 64
 
 
 def build_rs_error_fault(
@@ -89,6 +92,9 @@ def mm7_delivery_report_router(
     is then stored as it came).
     """
     router = APIRouter()
+    # Reports wait in threads of their own (not the agent API's few): the intake stores the
+    # reports that arrive together as one batch, so more waiting means larger batches.
+    limiter: list[anyio.CapacityLimiter] = []
 
     def store(report: Mm7DeliveryReport) -> IntakeResult:
         matched = correlate(report) if correlate is not None else None
@@ -107,7 +113,9 @@ def mm7_delivery_report_router(
             except Mm7ParseError as exc:
                 return await _malformed(intake, body, str(exc))
             try:
-                result = await run_in_threadpool(store, report)
+                if not limiter:
+                    limiter.append(anyio.CapacityLimiter(_REPORT_THREADS))
+                result = await anyio.to_thread.run_sync(store, report, limiter=limiter[0])
             except Exception as exc:
                 intake.failed()
                 log.error(

@@ -133,7 +133,7 @@ class SqlIngestSession:
         new_keys = self._insert_keys(parts, keys)
         duplicates = len(events) - len(new_keys)
         if not new_keys.size:
-            return StoredChunk(0, duplicates)
+            return StoredChunk(0, duplicates, new_keys)
         if duplicates:
             keep = np.isin(keys, new_keys)
             events = events.loc[keep]
@@ -165,7 +165,7 @@ class SqlIngestSession:
         self._devices.append(
             pa.table({"msisdn": msisdn[pos], "imei": imei, "seen_ts": submitted[pos]})
         )
-        return StoredChunk(len(new_keys), duplicates)
+        return StoredChunk(len(new_keys), duplicates, new_keys)
 
     def _insert_keys(
         self, parts: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]

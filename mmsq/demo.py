@@ -37,7 +37,7 @@ from mmsq.adapters.mm7_vasp import mm7_delivery_report_router
 from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
 from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_store import SqlStore
-from mmsq.bootstrap import Outreach, build_outreach, mm7_client_config
+from mmsq.bootstrap import Outreach, build_outreach, mm7_client_config, mm7_outbox_policy
 from mmsq.classify import Classifier
 from mmsq.delivery_feedback import connect_recovery
 from mmsq.devices import load_devices
@@ -45,7 +45,7 @@ from mmsq.domain import DeliveryReport
 from mmsq.ingest import IngestService
 from mmsq.metrics import Metrics
 from mmsq.mms_content import OutboxContent
-from mmsq.mms_outbox import MmsOutbox, OutboxPolicy
+from mmsq.mms_outbox import MmsOutbox
 from mmsq.mms_outbox_model import OutboxItem, OutboxKind
 from mmsq.msisdn import MsisdnNormaliser
 from mmsq.recovery import RecoveryService
@@ -308,15 +308,7 @@ class _ProbeLink:
             OutboxContent(mm7.probe_text, mm7.probe_subject, None),
             classifier,
             self._clock,
-            OutboxPolicy(
-                max_attempts=mm7.max_attempts,
-                backoff_s=mm7.backoff_s,
-                backoff_cap_s=mm7.backoff_cap_s,
-                lease_s=mm7.lease_s,
-                max_in_doubt_resends=mm7.max_in_doubt_resends,
-                expiry=timedelta(hours=mm7.expiry_hours),
-                concurrency=mm7.concurrency,
-            ),
+            mm7_outbox_policy(self._settings),
         )
         connect_recovery(self.outbox, self._recovery)
         self.outbox.on_delivered(OutboxKind.PROBE, self._count)

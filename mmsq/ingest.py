@@ -25,7 +25,7 @@ import structlog
 from mmsq.classify import Classifier
 from mmsq.domain import CAUSE_CLASSES, CauseClass, DeliveryReport, QuarantinedRecord
 from mmsq.msisdn import MsisdnNormaliser
-from mmsq.ports import Clock, EventStore, IngestWriter, RawChunk, ReportReader
+from mmsq.ports import Clock, EventStore, IngestWriter, RawChunk, ReportReader, StoredChunk
 from mmsq.text_columns import blank as _blank
 from mmsq.text_columns import epoch_seconds as _epoch_seconds
 from mmsq.text_columns import none_if_blank as _none_if_blank
@@ -38,6 +38,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "IngestService",
     "IngestSummary",
+    "ReportOutcome",
     "reports_to_frame",
 ]
 
@@ -90,6 +91,15 @@ AGGREGATE_COUNTS: tuple[str, ...] = (
     "notified_not_fetched",
     *(f"c_{c}" for c in CAUSE_CLASSES),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOutcome:
+    """What became of one pushed report: ``stored``, ``duplicate`` or ``quarantined``."""
+
+    status: str
+    cause: str | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -303,6 +313,46 @@ class IngestService:
                 self.ingest_chunk(chunk, summary, writer)
         return summary
 
+    def ingest_report_batch(
+        self, source: str, reports: Sequence[DeliveryReport]
+    ) -> tuple[IngestSummary, list[ReportOutcome]]:
+        """``ingest_reports`` in one transaction, with what happened to each report.
+
+        Exact per report when the store tells which event keys it stored (the SQL store
+        does); otherwise "stored" and "duplicate" follow the batch's counts in order."""
+        summary = IngestSummary(batch_id=uuid4().hex, sources=[source])
+        if not reports:
+            return summary, []
+        required = tuple(c for c in REQUIRED_COLUMNS if c != "edition")
+        chunk = RawChunk(source=source, frame=reports_to_frame(reports), required=required)
+        prepared = self._prepare_chunk(chunk)
+        with self._store.ingest_session() as writer:
+            stored = self._store_prepared(prepared, summary, writer)
+        reasons = {q.line - 1: q.reason for q in prepared.quarantine}
+        events = prepared.events
+        key_of = dict(zip(events.index.tolist(), events["event_key"].tolist(), strict=True))
+        cause_of = dict(zip(events.index.tolist(), events["cause"].astype(str), strict=True))
+        new_keys = (
+            set(stored.new_keys.tolist())
+            if stored is not None and stored.new_keys is not None
+            else None
+        )
+        new_left = summary.stored
+        outcomes: list[ReportOutcome] = []
+        for i in range(len(reports)):
+            if i in reasons:
+                outcomes.append(ReportOutcome("quarantined", None, reasons[i]))
+            elif i not in key_of:  # the same report twice in the batch
+                outcomes.append(ReportOutcome("duplicate", None))
+            else:
+                if new_keys is not None:
+                    new = key_of[i] in new_keys
+                else:
+                    new = new_left > 0
+                    new_left -= new
+                outcomes.append(ReportOutcome("stored" if new else "duplicate", cause_of[i]))
+        return summary, outcomes
+
     def ingest_chunk(self, chunk: RawChunk, summary: IngestSummary, writer: IngestWriter) -> None:
         """Validate, classify and store one chunk."""
         self._store_prepared(self._prepare_chunk(chunk), summary, writer)
@@ -332,13 +382,13 @@ class IngestService:
 
     def _store_prepared(
         self, prepared: _Prepared, summary: IngestSummary, writer: IngestWriter
-    ) -> None:
+    ) -> StoredChunk | None:
         if prepared.quarantine:
             writer.add_quarantine(summary.batch_id, prepared.quarantine)
         summary.quarantined += len(prepared.quarantine)
         summary.records += prepared.records
         if prepared.events.empty:
-            return
+            return None
         summary.by_cause.update(prepared.by_cause)
         if prepared.unknown_counts:
             for (ns, code), n in prepared.unknown_counts.items():
@@ -351,6 +401,7 @@ class IngestService:
         result = writer.add_events(prepared.events)
         summary.stored += result.stored
         summary.duplicates += result.duplicates
+        return result
 
     def _prepared_chunks(
         self, reader: ReportReader, seconds: defaultdict[str, float] | None = None

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from mmsq.domain import QuarantinedRecord
@@ -53,6 +55,8 @@ class ReportReader(Protocol):
 class StoredChunk:
     stored: int
     duplicates: int
+    #: The event keys stored by this call (None: the store does not tell).
+    new_keys: npt.NDArray[np.int64] | None = None
 
 
 class IngestWriter(Protocol):
