@@ -399,6 +399,7 @@ def run_demo(  # noqa: PLR0912, PLR0915 - the simulated day, step by step, reads
             seed=config.seed,
             vasp_url=probes.report_url if probes is not None else None,
             cdr_mm7=False,
+            report_connections=8,
         ),
         clock=clock,
     )

@@ -20,6 +20,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -109,9 +110,10 @@ class MmscConfig:
     reports). Reports are tried ``report_attempts`` times, waiting ``report_backoff_s`` doubled
     after each failure (simulated time). ``bulk_rate_per_s``: the sending rate that spreads a
     bulk edition's submit times. ``timezone``: the operator's, for CDR times and days.
-    ``cdr_mm7``: whether MMs submitted over MM7 are written to the CDR export too (a real
-    MMSC's export holds every MM; a test of the newspaper's own figures may leave them out,
-    their delivery reports still go to ``vasp_url``).
+    ``report_connections``: how many reports are POSTed at once (an MMSC keeps several
+    connections to a VASP). ``cdr_mm7``: whether MMs submitted over MM7 are written to the
+    CDR export too (a real MMSC's export holds every MM; a test of the newspaper's own figures
+    may leave them out, their delivery reports still go to ``vasp_url``).
     """
 
     vaspid: str | None = None
@@ -128,6 +130,7 @@ class MmscConfig:
     report_attempts: int = 4
     report_backoff_s: float = 30.0
     report_timeout_s: float = 5.0
+    report_connections: int = 1
     bulk_rate_per_s: float = 500.0
     cdr_mm7: bool = True
     max_body_bytes: int = 4 * 1024 * 1024
@@ -489,8 +492,13 @@ class MmscSimulator:
                 due: list[_Report] = []
                 while self._queue and self._queue[0][0] <= moment:
                     due.append(heapq.heappop(self._queue)[2])
-            for report in due:
-                delivered += self._send(report, moment)
+            width = min(self.config.report_connections, len(due))
+            if width > 1:
+                with ThreadPoolExecutor(width, thread_name_prefix="mmsc-report") as pool:
+                    delivered = sum(pool.map(lambda r: self._send(r, moment), due))
+            else:
+                for report in due:
+                    delivered += self._send(report, moment)
         return delivered
 
     def _send(self, report: _Report, moment: float) -> int:

@@ -633,3 +633,15 @@ def test_a_failing_outcome_source_is_a_3000_fault_and_the_server_goes_on(clock: 
         assert (status, fields(answer)["StatusCode"]) == (500, "3000")
         status, answer = post(server.url, submit_req().encode())
     assert (status, fields(answer)["StatusCode"]) == (200, "1000")
+
+
+def test_reports_go_out_over_several_connections_at_once(clock: SimClock, vasp: Vasp) -> None:
+    sim = make_mmsc(clock, vasp.url, report_connections=4)
+    recipients = "".join(f"<To><Number>1380013{i:04d}</Number></To>" for i in range(12))
+    with MmscServer(sim) as server:
+        post(server.url, submit_req(recipients=recipients).encode())
+        assert sim.deliver_due(clock.advance(1)) == 12
+    numbers = sorted(fields(b)["Number"] for b in vasp.bodies)
+    assert numbers == [f"1380013{i:04d}" for i in range(12)]
+    assert len({fields(b)["TransactionID"] for b in vasp.bodies}) == 12
+    assert sim.stats().reports_delivered == 12
