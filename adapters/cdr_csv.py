@@ -59,13 +59,15 @@ def _read_csv(
 
 def _text_column(col: pa.ChunkedArray, undecodable: np.ndarray) -> pd.Series:
     """A text column as pandas strings; rows whose bytes are not UTF-8 become <NA> and are
-    flagged in ``undecodable``."""
+    flagged in ``undecodable``. Arrow's large strings are what pandas' ``string`` dtype holds,
+    so a column read as text is wrapped without a copy."""
+    if pa.types.is_large_string(col.type):
+        return pd.Series(pd.arrays.ArrowStringArray(col), copy=False)
     if pa.types.is_string(col.type):
-        series: pd.Series = col.to_pandas(types_mapper=pd.ArrowDtype)
-        return series.astype("string")
+        return pd.Series(pd.arrays.ArrowStringArray(col.cast(pa.large_string())), copy=False)
     try:
-        text = col.cast(pa.string())
-        return pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype)).astype("string")
+        text = col.cast(pa.large_string())
+        return pd.Series(pd.arrays.ArrowStringArray(text), copy=False)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         decoded: list[str | None] = []
         for i, v in enumerate(col.to_pylist()):
@@ -167,9 +169,9 @@ class CdrFileReader:
         # Text columns straight away (Arrow validates UTF-8); a chunk with bytes that are not
         # UTF-8 is read again as binary, and only those rows are quarantined.
         try:
-            table = read(pa.string())
+            table = read(pa.large_string())
         except pa.ArrowInvalid:
-            table = read(pa.binary())
+            table = read(pa.large_binary())
         n = table.num_rows
         # Line of each kept row: its index, plus the rows skipped before it.
         idx = np.arange(n, dtype=np.int64)
@@ -181,11 +183,15 @@ class CdrFileReader:
         lines = first_line + idx
         columns: dict[str, pd.Series] = {}
         undecodable = np.zeros(n, dtype=bool)
+        # Empty lines: every column empty (byte lengths, text or binary alike); only the rows
+        # whose first column is empty need a look at the others.
         empty = np.ones(n, dtype=bool)
         for name in table.column_names:
-            col = table.column(name)
-            length = pc.utf8_length(col) if pa.types.is_string(col.type) else pc.binary_length(col)
-            empty &= pc.equal(length, 0).to_numpy(zero_copy_only=False)
+            empty &= pc.equal(pc.binary_length(table.column(name)), 0).to_numpy(
+                zero_copy_only=False
+            )
+            if not empty.any():
+                break
         for name in table.column_names:
             columns[name] = _text_column(table.column(name), undecodable)
         frame = pd.DataFrame(columns)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,7 @@ from mmsq.adapters.event_blocks import (
     key_partition,
     msisdn_digits,
 )
-from mmsq.adapters.recent_blocks import RecentIndexWriter
+from mmsq.adapters.recent_blocks import RecentIndexWriter, build_generation
 from mmsq.adapters.sql_event_schema import (
     daily_aggregate_blocks,
     device_blocks,
@@ -336,8 +337,19 @@ class SqlIngestSession:
 
     def finish(self) -> None:
         """Fold everything this session stored into aggregates, devices, edition days and the
-        recent-events index."""
-        self._recent.flush()
+        recent-events index.
+
+        The blocks of the recent-events index are sorted and encoded in a worker thread
+        (Arrow and numpy release the GIL) while this one folds the aggregates, devices and
+        editions; the blocks are inserted afterwards, on this connection."""
+        pending = self._recent.start_flush()
+        with ThreadPoolExecutor(1, thread_name_prefix="recent-blocks") as pool:
+            blocks = pool.submit(build_generation, pending) if pending is not None else None
+            self._fold()
+            if blocks is not None:
+                self._recent.write(blocks.result())
+
+    def _fold(self) -> None:
         if self._narrow:
             narrow = pd.concat(self._narrow, ignore_index=True)
             self._narrow = []
