@@ -73,6 +73,30 @@ def _day_numbers(day: pd.Series) -> npt.NDArray[np.int32]:
     return np.asarray(cats.astype(np.int64)[cat.codes], dtype=np.int32)
 
 
+def _segment_order(
+    day: npt.NDArray[np.int32], msisdn: npt.NDArray[np.int64], submitted: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Positions by (day, MSISDN, submission), ties in input order: what
+    ``np.lexsort((submitted, msisdn, day))`` gives, for a third of its cost. Day and MSISDN
+    fit in one int64 key (a chunk spans a few days; MSISDNs are below 2**50), which one
+    unstable sort orders; only the rows that share day and MSISDN are ordered again."""
+    if not len(day):
+        return np.zeros(0, dtype=np.int64)
+    first = int(day.min())
+    if int(day.max()) - first >= 1 << 13 or int(msisdn.min()) < 0 or int(msisdn.max()) >= 1 << 50:
+        return np.lexsort((submitted, msisdn, day))
+    key = ((day.astype(np.int64) - first) << 50) | msisdn
+    order = np.argsort(key)
+    ranked = key[order]
+    tie = ranked[1:] == ranked[:-1]
+    if tie.any():
+        pos = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
+        group = np.cumsum(np.r_[True, ~tie])[pos]
+        rows = order[pos]
+        order[pos] = rows[np.lexsort((rows, submitted[rows], group))]
+    return order
+
+
 def _to_date(n: int) -> date:
     return _EPOCH + timedelta(days=int(n))
 
@@ -234,7 +258,7 @@ class SqlIngestSession:
         done_known: npt.NDArray[np.bool_],
     ) -> pa.Table:
         """Write the events as segments; returns them as one table (``EVENT_SCHEMA``)."""
-        order = np.lexsort((submitted, msisdn, day))
+        order = _segment_order(day, msisdn, submitted)
         n = len(order)
         columns: dict[str, pa.Array] = {}
         for field in EVENT_SCHEMA:

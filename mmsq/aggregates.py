@@ -160,16 +160,19 @@ def edition_counts(
     hist = np.bincount(gid[timed] * n_bins + lat_bin, minlength=groups * n_bins)
     hist = hist.reshape(groups, n_bins)
     idx = np.flatnonzero(present)
-    frame = pd.DataFrame(counts[present], columns=list(COUNT_COLUMNS))
-    frame.insert(0, "edition", np.asarray(e_uniques, dtype=object)[idx % len(e_uniques)])
-    frame.insert(0, "day", np.asarray(d_uniques, dtype=np.int32)[idx // len(e_uniques)])
-    frame["latency_n"] = hist[present].sum(axis=1)
-    frame["latency_sum_s"] = np.bincount(gid[timed], weights=latency_s[timed], minlength=groups)[
+    hist = hist[present]
+    # Built in one go: inserting ninety columns one by one costs more than the counting.
+    columns: dict[str, npt.ArrayLike] = {
+        "day": np.asarray(d_uniques, dtype=np.int32)[idx // len(e_uniques)],
+        "edition": np.asarray(e_uniques, dtype=object)[idx % len(e_uniques)],
+    }
+    columns.update(zip(COUNT_COLUMNS, counts[present].T, strict=True))
+    columns["latency_n"] = hist.sum(axis=1)
+    columns["latency_sum_s"] = np.bincount(gid[timed], weights=latency_s[timed], minlength=groups)[
         present
     ].astype(np.int64)
-    for b in range(n_bins):
-        frame[f"lat_{b}"] = hist[present, b]
-    return frame
+    columns.update((f"lat_{b}", hist[:, b]) for b in range(n_bins))
+    return pd.DataFrame(columns)
 
 
 def latest_devices(

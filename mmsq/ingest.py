@@ -454,17 +454,13 @@ class IngestService:
         days = pd.Categorical(local_days)
         categories = np.asarray(days.categories, dtype="datetime64[D]").astype(str)
         out["day"] = categories[days.codes]
-        key_frame = pd.DataFrame(
-            {
-                "m": out["msisdn"],
-                "i": out["message_id"],
-                "s": out["status_source"],
-                "c": _casefold(out["status_code"]),
-                "d": out["done_ts"].fillna(-1),
-            }
-        )
-        out["event_key"] = (
-            pd.util.hash_pandas_object(key_frame, index=False).to_numpy().view("int64")
+        out["event_key"] = _event_keys(
+            out["msisdn"],
+            out["message_id"],
+            out["status_source"],
+            _casefold(out["status_code"]),
+            out["done_ts"].fillna(-1),
+            distinct=1,
         )
         return out
 
@@ -515,6 +511,32 @@ class IngestService:
         )
         values = ok[codes]  # code -1 (missing) takes the -1 appended last
         return pd.Series(pd.arrays.IntegerArray(values, values < 0), index=notify.index)
+
+
+def _event_keys(*columns: pd.Series, distinct: int) -> npt.NDArray[np.int64]:
+    """The identity of each row: ``pd.util.hash_pandas_object`` of a frame of ``columns``
+    (without the index), as int64, as event keys have always been made.
+
+    Computed column by column: pandas first makes text columns categorical and hashes the
+    distinct values, which for column ``distinct`` (message ids, all different) is wasted
+    work, so that one is hashed value by value, which gives the same hashes when it holds
+    no missing value. The per-column hashes are folded as pandas folds them (CPython's
+    tuple hash); a unit test holds the result to pandas' own."""
+    hashes: list[npt.NDArray[np.uint64]] = []
+    for i, col in enumerate(columns):
+        if i == distinct and col.dtype == "string" and not col.hasnans:
+            hashes.append(pd.util.hash_array(col.to_numpy(dtype=object), categorize=False))
+        else:
+            hashes.append(pd.util.hash_array(col.array))
+    mult = np.uint64(1000003)
+    out = np.full(len(hashes[0]), 0x345678, dtype=np.uint64)
+    for i, h in enumerate(hashes):
+        inverse_i = len(hashes) - i
+        out ^= h
+        out *= mult
+        mult += np.uint64(82520 + inverse_i + inverse_i)
+    out += np.uint64(97531)
+    return out.view(np.int64)
 
 
 def _casefold(s: pd.Series) -> pd.Series:
