@@ -212,12 +212,23 @@ class _PendingGeneration:
 
 def build_generation(pending: _PendingGeneration) -> list[_Row]:
     """The blocks of a generation, one per partition (no store access: safe in a thread)."""
+    # Taken over from ``pending``, so that each source column is freed once it is sorted:
+    # the events are held once and a column, not twice.
     table, gen = pending.table, pending.gen
+    pending.table = table.schema.empty_table()
     m = table["msisdn"].to_numpy()
     part = m % RECENT_PARTS
     # By partition, then MSISDN (below 2**50): a look-up slices its rows out of a block.
     order = np.argsort((part << _MSISDN_BITS) | m, kind="stable")
-    table = _as_recent(table.take(pa.array(order)))
+    del m
+    indices = pa.array(order)
+    names = table.column_names
+    columns = []
+    for _ in names:
+        columns.append(table.column(0).take(indices))
+        table = table.remove_column(0)
+    table = _as_recent(pa.Table.from_arrays(columns, names=names))
+    del columns
     part = part[order]
     starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
     ends = np.r_[starts[1:], len(part)]
