@@ -97,6 +97,21 @@ def _segment_order(
     return order
 
 
+def _stable_order_by(
+    day: npt.NDArray[np.integer], part: npt.NDArray[np.integer], parts: int
+) -> npt.NDArray[np.int64]:
+    """``np.lexsort((part, day))``: positions by day, then partition, ties in input order.
+    A few days of ``parts`` partitions fit in 16 bits, which numpy sorts stably by radix
+    instead of merging."""
+    if not len(day):
+        return np.zeros(0, dtype=np.int64)
+    first = int(day.min())
+    if (int(day.max()) - first + 1) * parts > np.iinfo(np.int16).max:
+        return np.lexsort((part, day))
+    key = ((day.astype(np.int64) - first) * parts + part).astype(np.int16)
+    return np.argsort(key, kind="stable").astype(np.int64)
+
+
 def _to_date(n: int) -> date:
     return _EPOCH + timedelta(days=int(n))
 
@@ -402,7 +417,7 @@ class SqlIngestSession:
         msisdn = counts["msisdn"].to_numpy()
         day = counts["day"].to_numpy()
         # Stable, so each (day, part) slice stays sorted by MSISDN.
-        order = np.lexsort((msisdn % PARTS, day))
+        order = _stable_order_by(day, msisdn % PARTS, PARTS)
         counts = counts.iloc[order].reset_index(drop=True)
         key = counts["day"].to_numpy().astype(np.int64) * PARTS
         key += counts["msisdn"].to_numpy() % PARTS
@@ -473,7 +488,7 @@ class SqlIngestSession:
         mm = merged["msisdn"].to_numpy()
         part_of = mm % DEVICE_PARTS
         keep = np.isin(part_of, dirty)
-        order = np.flatnonzero(keep)[np.argsort(part_of[keep], kind="stable")]
+        order = np.flatnonzero(keep)[np.argsort(part_of[keep].astype(np.int16), kind="stable")]
         merged = merged.take(pa.array(order))
         part_of = part_of[order]
         starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsq.adapters.sql_ingest_session import _segment_order
+from mmsq.adapters.sql_ingest_session import _segment_order, _stable_order_by
 from mmsq.ingest import _event_keys
 
 
@@ -54,3 +54,18 @@ def test_segment_order_far_apart_days() -> None:
     submitted = np.array([0, 0, 2, 1], dtype=np.int64)
     expected = np.lexsort((submitted, msisdn, day))
     assert np.array_equal(_segment_order(day, msisdn, submitted), expected)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_stable_order_by_is_lexsort(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 5000))
+    day = rng.integers(20000, 20000 + int(rng.integers(1, 5)), n).astype(np.int32)
+    part = rng.integers(0, 10**13, n) % 64
+    assert np.array_equal(_stable_order_by(day, part, 64), np.lexsort((part, day)))
+
+
+def test_stable_order_by_many_days() -> None:
+    day = np.array([0, 1000, 0], dtype=np.int32)
+    part = np.array([5, 3, 1])
+    assert np.array_equal(_stable_order_by(day, part, 64), np.lexsort((part, day)))
