@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,8 +36,24 @@ def _is_gzip(fh: IO[bytes]) -> bool:
     return magic == b"\x1f\x8b"
 
 
+_NEWLINE = ord("\n")
+
+
+def _last_newline(view: memoryview, end: int) -> int:
+    """Position of the last newline before ``end``, or -1 (searched backwards, 64 KiB at a
+    time: it is near the end unless a line is longer than a chunk)."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - 65536)
+        found = view[start:pos].tobytes().rfind(b"\n")
+        if found >= 0:
+            return start + found
+        pos = start
+    return -1
+
+
 def _read_csv(
-    data: bytes,
+    data: npt.NDArray[np.uint8],
     header: list[str],
     kind: pa.DataType,
     on_invalid: Callable[[Any], str],
@@ -44,7 +61,7 @@ def _read_csv(
 ) -> pa.Table:
     """Every input column as ``kind`` (string or binary), in one block, one thread."""
     return pacsv.read_csv(
-        io.BytesIO(data),
+        pa.BufferReader(pa.py_buffer(data)),
         read_options=pacsv.ReadOptions(
             column_names=header, use_threads=False, block_size=len(data) + 1
         ),
@@ -59,13 +76,15 @@ def _read_csv(
 
 def _text_column(col: pa.ChunkedArray, undecodable: np.ndarray) -> pd.Series:
     """A text column as pandas strings; rows whose bytes are not UTF-8 become <NA> and are
-    flagged in ``undecodable``."""
+    flagged in ``undecodable``. Arrow's large strings are what pandas' ``string`` dtype holds,
+    so a column read as text is wrapped without a copy."""
+    if pa.types.is_large_string(col.type):
+        return pd.Series(pd.arrays.ArrowStringArray(col), copy=False)
     if pa.types.is_string(col.type):
-        series: pd.Series = col.to_pandas(types_mapper=pd.ArrowDtype)
-        return series.astype("string")
+        return pd.Series(pd.arrays.ArrowStringArray(col.cast(pa.large_string())), copy=False)
     try:
-        text = col.cast(pa.string())
-        return pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype)).astype("string")
+        text = col.cast(pa.large_string())
+        return pd.Series(pd.arrays.ArrowStringArray(text), copy=False)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         decoded: list[str | None] = []
         for i, v in enumerate(col.to_pylist()):
@@ -94,17 +113,15 @@ class CdrFileReader:
         if not self.path.is_file():
             raise CdrFileError(f"{self.path}: no such file")
         with self.path.open("rb") as raw_fh:
-            fh: IO[bytes] = (
-                gzip.GzipFile(fileobj=raw_fh, mode="rb")  # type: ignore[assignment]
-                if _is_gzip(raw_fh)
-                else raw_fh
+            fh: io.BufferedIOBase = (
+                gzip.GzipFile(fileobj=raw_fh, mode="rb") if _is_gzip(raw_fh) else raw_fh
             )
             try:
                 yield from self._stream(fh, raw_fh)
             finally:
                 fh.close()
 
-    def _stream(self, fh: IO[bytes], raw_fh: IO[bytes]) -> Iterator[RawChunk]:
+    def _stream(self, fh: io.BufferedIOBase, raw_fh: IO[bytes]) -> Iterator[RawChunk]:
         header_line = fh.readline()
         if not header_line.strip():
             raise CdrFileError(f"{self.path}: empty file or no header row")
@@ -120,27 +137,40 @@ class CdrFileReader:
         next_line = 2
         tail = b""
         while True:
-            block = fh.read(self.chunk_bytes)
-            if not block and not tail:
-                return
-            data = tail + block
-            if block:
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    tail = data
-                    continue
-                data, tail = data[: cut + 1], data[cut + 1 :]
-            else:
+            # Read into a fresh uninitialised buffer behind the last chunk's partial line; the
+            # chunk handed to the parser is a view of it (no copies of 32 MiB blocks).
+            buf = np.empty(len(tail) + self.chunk_bytes + 1, dtype=np.uint8)
+            buf[: len(tail)] = np.frombuffer(tail, dtype=np.uint8)
+            view = buf.data
+            end, limit = len(tail), len(tail) + self.chunk_bytes
+            while end < limit:
+                got = fh.readinto(view[end:limit])
+                if not got:
+                    break
+                end += got
+            if end == len(tail):  # end of file
+                if not tail:
+                    return
+                size = end
+                if buf[size - 1] != _NEWLINE:
+                    buf[size] = _NEWLINE  # the spare byte
+                    size += 1
                 tail = b""
-                if not data.endswith(b"\n"):
-                    data += b"\n"
-            lines = data.count(b"\n")
+            else:
+                cut = _last_newline(view, end)
+                if cut < 0:
+                    tail = view[:end].tobytes()
+                    continue
+                size = cut + 1
+                tail = view[size:end].tobytes()
+            data = buf[:size]
+            lines = int(np.count_nonzero(data == _NEWLINE))
             chunk = self._parse(data, header, next_line)
             chunk.bytes_read = raw_fh.tell()
             next_line += lines
             yield chunk
 
-    def _parse(self, data: bytes, header: list[str], first_line: int) -> RawChunk:
+    def _parse(self, data: npt.NDArray[np.uint8], header: list[str], first_line: int) -> RawChunk:
         bad: list[QuarantinedRecord] = []
         skipped: list[int] = []
 
@@ -167,9 +197,9 @@ class CdrFileReader:
         # Text columns straight away (Arrow validates UTF-8); a chunk with bytes that are not
         # UTF-8 is read again as binary, and only those rows are quarantined.
         try:
-            table = read(pa.string())
+            table = read(pa.large_string())
         except pa.ArrowInvalid:
-            table = read(pa.binary())
+            table = read(pa.large_binary())
         n = table.num_rows
         # Line of each kept row: its index, plus the rows skipped before it.
         idx = np.arange(n, dtype=np.int64)
@@ -181,11 +211,15 @@ class CdrFileReader:
         lines = first_line + idx
         columns: dict[str, pd.Series] = {}
         undecodable = np.zeros(n, dtype=bool)
+        # Empty lines: every column empty (byte lengths, text or binary alike); only the rows
+        # whose first column is empty need a look at the others.
         empty = np.ones(n, dtype=bool)
         for name in table.column_names:
-            col = table.column(name)
-            length = pc.utf8_length(col) if pa.types.is_string(col.type) else pc.binary_length(col)
-            empty &= pc.equal(length, 0).to_numpy(zero_copy_only=False)
+            empty &= pc.equal(pc.binary_length(table.column(name)), 0).to_numpy(
+                zero_copy_only=False
+            )
+            if not empty.any():
+                break
         for name in table.column_names:
             columns[name] = _text_column(table.column(name), undecodable)
         frame = pd.DataFrame(columns)

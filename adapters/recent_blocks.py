@@ -27,6 +27,7 @@ Cost: one more sort and encode of each session's new events (no merges for daily
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ __all__ = [
     "RECENT_PARTS",
     "RECENT_SCHEMA",
     "RecentIndexWriter",
+    "build_generation",
     "decode_recent",
     "encode_recent",
     "read_recent",
@@ -200,6 +202,42 @@ def read_recent(
     return rows[:limit], cutoff
 
 
+@dataclass
+class _PendingGeneration:
+    """New events of a session, to become generation ``gen`` of the partitions they touch."""
+
+    table: pa.Table
+    gen: int
+
+
+def build_generation(pending: _PendingGeneration) -> list[_Row]:
+    """The blocks of a generation, one per partition (no store access: safe in a thread)."""
+    # Taken over from ``pending``, so that each source column is freed once it is sorted:
+    # the events are held once and a column, not twice.
+    table, gen = pending.table, pending.gen
+    pending.table = table.schema.empty_table()
+    m = table["msisdn"].to_numpy()
+    part = m % RECENT_PARTS
+    # By partition, then MSISDN (below 2**50): a look-up slices its rows out of a block.
+    order = np.argsort((part << _MSISDN_BITS) | m, kind="stable")
+    del m
+    indices = pa.array(order)
+    names = table.column_names
+    columns = []
+    for _ in names:
+        columns.append(table.column(0).take(indices))
+        table = table.remove_column(0)
+    table = _as_recent(pa.Table.from_arrays(columns, names=names))
+    del columns
+    part = part[order]
+    starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
+    ends = np.r_[starts[1:], len(part)]
+    return [
+        _block_row(int(part[a]), gen, table.slice(a, b - a))
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+
+
 class RecentIndexWriter:
     """Appends an ingest session's new events to the index, inside its transaction."""
 
@@ -218,27 +256,31 @@ class RecentIndexWriter:
     def flush(self) -> None:
         """Write the buffered events as one generation of every partition they touch; drop
         the generations past the horizon; merge partitions that have too many."""
+        self.write(self.start_flush())
+
+    def start_flush(self) -> _PendingGeneration | None:
+        """The first half of ``flush``: take the buffered events and the two facts the
+        generation needs from the store (its horizon, the next generation number). The
+        result is made into blocks by ``build_generation``, which does not touch the store
+        (another thread can run it while this one folds aggregates), then written by
+        ``write``."""
         if not self._pending:
-            return
+            return None
         table = pa.concat_tables(self._pending)
         self._pending, self._rows = [], 0
         cutoff = horizon(self._conn)
         newest = int(pc.max(table["submitted_ts"]).as_py())
         if cutoff is not None and newest < cutoff:
-            return  # a back-fill older than the horizon: the segments have it
-        m = table["msisdn"].to_numpy()
-        part = m % RECENT_PARTS
-        # By partition, then MSISDN (below 2**50): a look-up slices its rows out of a block.
-        order = np.argsort((part << _MSISDN_BITS) | m, kind="stable")
-        table = _as_recent(table.take(pa.array(order)))
-        part = part[order]
-        starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
-        ends = np.r_[starts[1:], len(part)]
-        gen = self._next_gen()
-        rows = [
-            _block_row(int(part[a]), gen, table.slice(a, b - a))
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
-        ]
+            return None  # a back-fill older than the horizon: the segments have it
+        return _PendingGeneration(table, self._next_gen())
+
+    def write(self, pending: _PendingGeneration | list[_Row] | None) -> None:
+        """The second half of ``flush``: insert the generation's blocks (made here unless
+        ``build_generation`` made them already), expire old generations, merge crowded
+        partitions."""
+        if pending is None:
+            return
+        rows = build_generation(pending) if isinstance(pending, _PendingGeneration) else pending
         _insert(self._conn, rows)
         self._expire()
         self._merge_crowded([r[0] for r in rows])

@@ -234,8 +234,23 @@ def _render_summary(summary: dict[str, Any]) -> None:
         err.print(f"[red]could not read[/] {src}: {why}", highlight=False)
 
 
+def _without_numpy_huge_pages() -> None:
+    """numpy asks the kernel for transparent huge pages for arrays of 4 MiB and more; an
+    ingest makes and frees hundreds of such arrays, and each first touch of a huge page
+    zeroes 2 MiB. Without them a province-day spends about a second less in the kernel
+    (docs/performance.md). The setter is numpy's (its NUMPY_MADVISE_HUGEPAGE at run time);
+    where a numpy lacks it, nothing changes."""
+    from numpy._core import multiarray
+
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)
+    if setter is not None:
+        setter(False)
+
+
 def run_ingest(settings: Settings, paths: list[Path], as_json: bool) -> dict[str, Any]:
     from mmsq.adapters.cdr_csv import CdrFileReader
+
+    _without_numpy_huge_pages()
 
     files = _expand(paths)
     readers = [CdrFileReader(f, settings.ingest.chunk_bytes) for f in files]

@@ -19,6 +19,7 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import structlog
 
@@ -26,9 +27,7 @@ from mmsq.classify import Classifier
 from mmsq.domain import CAUSE_CLASSES, CauseClass, DeliveryReport, QuarantinedRecord
 from mmsq.msisdn import MsisdnNormaliser
 from mmsq.ports import Clock, EventStore, IngestWriter, RawChunk, ReportReader, StoredChunk
-from mmsq.text_columns import blank as _blank
 from mmsq.text_columns import epoch_seconds as _epoch_seconds
-from mmsq.text_columns import none_if_blank as _none_if_blank
 from mmsq.text_columns import parse_times as _parse_times
 
 __all__ = [
@@ -372,10 +371,12 @@ class IngestService:
                     (str(key[0]), str(key[1])): int(n)  # type: ignore[index]
                     for key, n in unknown.value_counts().items()
                 }
-            unique = events.drop_duplicates("event_key")
-            duplicates = len(events) - len(unique)
             records = len(events)
-            events = unique.loc[:, list(EVENT_COLUMNS)]
+            repeated = events["event_key"].duplicated().to_numpy()
+            duplicates = int(repeated.sum())
+            if duplicates:
+                events = events.loc[~repeated]
+            events = events.loc[:, list(EVENT_COLUMNS)]
         else:
             records = 0
         return _Prepared(chunk, quarantine, events, records, by_cause, unknown_counts, duplicates)
@@ -428,31 +429,51 @@ class IngestService:
         for col in INPUT_COLUMNS:
             if col not in df.columns:
                 df[col] = pd.Series(pd.NA, index=df.index, dtype="string")
-        reason = pd.Series(pd.NA, index=df.index, dtype="string")
+        # Why each row is rejected, as an index into ``reasons`` (-1: not rejected).
+        reasons: list[str] = []
+        reason = np.full(len(df), -1, dtype=np.int16)
+        stripped: dict[str, pd.Series] = {}
 
-        def reject(mask: pd.Series, why: str) -> None:
-            fresh = mask & reason.isna()
+        def strip(col: str) -> pd.Series:
+            """Each text column is stripped once, for the checks and the output alike."""
+            if col not in stripped:
+                stripped[col] = df[col].str.strip()
+            return stripped[col]
+
+        def blank(col: str) -> npt.NDArray[np.bool_]:
+            text = strip(col)
+            return (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
+
+        def none_if_blank(col: str) -> pd.Series:
+            text = strip(col)[ok]
+            return text.where(text != "")
+
+        def reject(mask: pd.Series | npt.NDArray[np.bool_], why: str) -> None:
+            fresh = np.asarray(mask, dtype=bool) & (reason < 0)
             if fresh.any():
-                reason[fresh] = why
+                reason[fresh] = len(reasons)
+                reasons.append(why)
 
         for col in chunk.required or REQUIRED_COLUMNS:
-            reject(_blank(df[col]), f"missing required field {col}")
+            reject(blank(col), f"missing required field {col}")
         msisdn = self._normaliser.normalise_series(df["msisdn"])
         reject(msisdn.isna(), "invalid MSISDN")
         submitted = _parse_times(df["submitted_at"], self._tz)
         reject(submitted.isna(), "unparsable submitted_at (ISO 8601 expected)")
         done = _parse_times(df["done_at"], self._tz)
-        reject(done.isna() & ~_blank(df["done_at"]), "unparsable done_at (ISO 8601 expected)")
+        reject(done.isna().to_numpy() & ~blank("done_at"), "unparsable done_at (ISO 8601 expected)")
 
-        bad = reason.notna()
+        bad = reason >= 0
         if bad.any():
             raw = df.loc[bad].drop(columns=["_line"]).fillna("").astype("string")
             cols = list(raw.columns)
             others: list[pd.Series] = [raw[c] for c in cols[1:]]
             texts = raw[cols[0]].str.cat(others, sep=",")  # type: ignore[arg-type]
             quarantine.extend(
-                QuarantinedRecord(chunk.source, int(line), str(why), str(text))
-                for line, why, text in zip(df.loc[bad, "_line"], reason[bad], texts, strict=True)
+                QuarantinedRecord(chunk.source, int(line), reasons[why], str(text))
+                for line, why, text in zip(
+                    df.loc[bad, "_line"], reason[bad].tolist(), texts, strict=True
+                )
             )
         ok = ~bad
         if not ok.any():
@@ -460,18 +481,18 @@ class IngestService:
         out = pd.DataFrame(
             {
                 "msisdn": msisdn[ok],
-                "message_id": df.loc[ok, "message_id"].str.strip(),
-                "edition": _none_if_blank(df.loc[ok, "edition"]),
-                "status_source": df.loc[ok, "status_source"].str.strip().str.lower(),
-                "status_code": df.loc[ok, "status_code"].str.strip(),
-                "error_code": _none_if_blank(df.loc[ok, "error_code"]),
-                "region": _none_if_blank(df.loc[ok, "region"]),
+                "message_id": strip("message_id")[ok],
+                "edition": none_if_blank("edition"),
+                "status_source": strip("status_source")[ok].str.lower(),
+                "status_code": strip("status_code")[ok],
+                "error_code": none_if_blank("error_code"),
+                "region": none_if_blank("region"),
             }
         )
-        imei = df.loc[ok, "imei"].str.strip()
+        imei = strip("imei")[ok]
         out["imei"] = imei.where(imei.str.fullmatch(r"\d{14,16}", na=False))
         self._classify(out)
-        out["notify_ok"] = self._notify_ok(df.loc[ok, "notify_status"])
+        out["notify_ok"] = self._notify_ok(strip("notify_status")[ok])
         sub = submitted[ok]
         out["submitted_ts"] = _epoch_seconds(sub)
         out["done_ts"] = _epoch_seconds(done[ok])
@@ -484,39 +505,39 @@ class IngestService:
         days = pd.Categorical(local_days)
         categories = np.asarray(days.categories, dtype="datetime64[D]").astype(str)
         out["day"] = categories[days.codes]
-        key_frame = pd.DataFrame(
-            {
-                "m": out["msisdn"],
-                "i": out["message_id"],
-                "s": out["status_source"],
-                "c": out["status_code"].str.casefold(),
-                "d": out["done_ts"].fillna(-1),
-            }
-        )
-        out["event_key"] = (
-            pd.util.hash_pandas_object(key_frame, index=False).to_numpy().view("int64")
+        out["event_key"] = _event_keys(
+            out["msisdn"],
+            out["message_id"],
+            out["status_source"],
+            _casefold(out["status_code"]),
+            out["done_ts"].fillna(-1),
+            distinct=1,
         )
         return out
 
     def _classify(self, out: pd.DataFrame) -> None:
         """Classify once per distinct (namespace, code, secondary code), spread by codes."""
-        combo = (
-            out["status_source"].fillna("")
-            + "\x1f"
-            + out["status_code"].fillna("")
-            + "\x1f"
-            + out["error_code"].fillna("\x00")
-        )
+        src_codes, sources = pd.factorize(out["status_source"], use_na_sentinel=False)
+        code_codes, status_codes = pd.factorize(out["status_code"], use_na_sentinel=False)
+        err_codes, errors = pd.factorize(out["error_code"], use_na_sentinel=False)
+        n_codes, n_errors = len(status_codes), len(errors)
+        combo = (src_codes.astype(np.int64) * n_codes + code_codes) * n_errors + err_codes
         codes, uniques = pd.factorize(combo)
         causes: list[int] = []
         finals: list[bool] = []
         known: list[bool] = []
-        for text in uniques:
-            ns, code, err = str(text).split("\x1f")
-            c = self._classifier.lookup(ns, code, None if err == "\x00" else err)
-            causes.append(CAUSE_CLASSES.index(c.cause.value))
-            finals.append(c.final)
-            known.append(c.known)
+        for g in uniques.tolist():
+            rest, e = divmod(g, n_errors)
+            s, c = divmod(rest, n_codes)
+            ns, code, err = sources[s], status_codes[c], errors[e]
+            found = self._classifier.lookup(
+                "" if pd.isna(ns) else str(ns),
+                "" if pd.isna(code) else str(code),
+                None if pd.isna(err) else str(err),
+            )
+            causes.append(CAUSE_CLASSES.index(found.cause.value))
+            finals.append(found.final)
+            known.append(found.known)
         out["cause"] = pd.Categorical.from_codes(
             np.asarray(causes, dtype=np.int64)[codes], categories=pd.Index(CAUSE_CLASSES)
         )
@@ -524,9 +545,9 @@ class IngestService:
         out["_known"] = np.asarray(known, dtype=bool)[codes]
 
     def _notify_ok(self, notify: pd.Series) -> pd.Series:
-        """1 where the notification push was delivered, 0 where not, <NA> where not reported;
-        each distinct code is classified once."""
-        codes, uniques = pd.factorize(notify.str.strip())
+        """1 where the notification push was delivered, 0 where not, <NA> where not reported
+        (``notify`` is stripped); each distinct code is classified once."""
+        codes, uniques = pd.factorize(notify)
         ok = np.asarray(
             [
                 -1
@@ -541,6 +562,39 @@ class IngestService:
         )
         values = ok[codes]  # code -1 (missing) takes the -1 appended last
         return pd.Series(pd.arrays.IntegerArray(values, values < 0), index=notify.index)
+
+
+def _event_keys(*columns: pd.Series, distinct: int) -> npt.NDArray[np.int64]:
+    """The identity of each row: ``pd.util.hash_pandas_object`` of a frame of ``columns``
+    (without the index), as int64, as event keys have always been made.
+
+    Computed column by column: pandas first makes text columns categorical and hashes the
+    distinct values, which for column ``distinct`` (message ids, all different) is wasted
+    work, so that one is hashed value by value, which gives the same hashes when it holds
+    no missing value. The per-column hashes are folded as pandas folds them (CPython's
+    tuple hash); a unit test holds the result to pandas' own."""
+    hashes: list[npt.NDArray[np.uint64]] = []
+    for i, col in enumerate(columns):
+        if i == distinct and col.dtype == "string" and not col.hasnans:
+            hashes.append(pd.util.hash_array(col.to_numpy(dtype=object), categorize=False))
+        else:
+            hashes.append(pd.util.hash_array(col.array))
+    mult = np.uint64(1000003)
+    out = np.full(len(hashes[0]), 0x345678, dtype=np.uint64)
+    for i, h in enumerate(hashes):
+        inverse_i = len(hashes) - i
+        out ^= h
+        out *= mult
+        mult += np.uint64(82520 + inverse_i + inverse_i)
+    out += np.uint64(97531)
+    return out.view(np.int64)
+
+
+def _casefold(s: pd.Series) -> pd.Series:
+    """``str.casefold`` of each distinct value (a status code column holds a few dozen)."""
+    codes, uniques = pd.factorize(s)
+    folded = pd.array([str(u).casefold() for u in uniques], dtype="string")
+    return pd.Series(folded.take(codes, allow_fill=True), index=s.index)
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime:

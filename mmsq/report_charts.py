@@ -10,11 +10,12 @@ import io
 import math
 import warnings
 from dataclasses import dataclass
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from mmsq.report_figures import WeeklyReport, day_label
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Chart", "render_charts"]
 
@@ -37,6 +38,10 @@ class Chart:
 
 
 def _figure(height_in: float) -> Figure:
+    # matplotlib is imported when a chart is drawn, not when mmsq starts (0.3 s).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(_WIDTH_IN, height_in), dpi=_DPI)
     FigureCanvasAgg(fig)
     return fig

@@ -1,0 +1,71 @@
+"""Event keys and segment order: the faster computations give what the plain ones give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmsq.adapters.sql_ingest_session import _segment_order, _stable_order_by
+from mmsq.ingest import _event_keys
+
+
+def _frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "m": pd.Series([f"+86138{v:08d}" for v in rng.integers(0, 500, n)], dtype="string"),
+            "i": pd.Series([f"id-{v}" for v in rng.permutation(n)], dtype="string"),
+            "s": pd.Series(rng.choice(["mm7", "cmpp", "smpp"], n), dtype="string"),
+            "c": pd.Series(rng.choice(["retrieved", "expired", "ß", None], n), dtype="string"),
+            "d": pd.array(np.where(rng.random(n) < 0.2, -1, rng.integers(0, 10**9, n))),
+        }
+    )
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 5000])
+def test_event_keys_are_pandas_row_hashes(n: int) -> None:
+    frame = _frame(np.random.default_rng(n), n)
+    expected = pd.util.hash_pandas_object(frame, index=False).to_numpy().view(np.int64)
+    got = _event_keys(*(frame[c] for c in frame.columns), distinct=1)
+    assert np.array_equal(got, expected)
+
+
+def test_event_keys_with_missing_distinct_values() -> None:
+    frame = _frame(np.random.default_rng(3), 100)
+    frame.loc[5, "i"] = pd.NA
+    expected = pd.util.hash_pandas_object(frame, index=False).to_numpy().view(np.int64)
+    assert np.array_equal(_event_keys(*(frame[c] for c in frame.columns), distinct=1), expected)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_segment_order_is_lexsort(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 3000))
+    day = rng.integers(20000, 20000 + int(rng.integers(1, 4)), n).astype(np.int32)
+    msisdn = rng.integers(8613800000000, 8613800000000 + int(rng.integers(1, 3000)), n)
+    submitted = rng.integers(0, int(rng.integers(1, 40)), n)
+    expected = np.lexsort((submitted, msisdn, day))
+    assert np.array_equal(_segment_order(day, msisdn, submitted), expected)
+
+
+def test_segment_order_far_apart_days() -> None:
+    day = np.array([0, 9000, 5, 5], dtype=np.int32)
+    msisdn = np.array([3, 2, 1, 1], dtype=np.int64)
+    submitted = np.array([0, 0, 2, 1], dtype=np.int64)
+    expected = np.lexsort((submitted, msisdn, day))
+    assert np.array_equal(_segment_order(day, msisdn, submitted), expected)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_stable_order_by_is_lexsort(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 5000))
+    day = rng.integers(20000, 20000 + int(rng.integers(1, 5)), n).astype(np.int32)
+    part = rng.integers(0, 10**13, n) % 64
+    assert np.array_equal(_stable_order_by(day, part, 64), np.lexsort((part, day)))
+
+
+def test_stable_order_by_many_days() -> None:
+    day = np.array([0, 1000, 0], dtype=np.int32)
+    part = np.array([5, 3, 1])
+    assert np.array_equal(_stable_order_by(day, part, 64), np.lexsort((part, day)))
