@@ -469,14 +469,14 @@ def sim_mmsc(
     except OSError as exc:
         raise _fail(f"cannot listen on {host}:{port}: {exc}") from None
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM only set a flag: no KeyboardInterrupt raised into a lock or a join.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         server.start_report_loop()
         typer.echo(f"mmsc listening on {server.url}", err=False)
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         server.close()
     stats = simulator.stats()
@@ -590,7 +590,8 @@ def sim_smsc(
     stats_every: Annotated[float, typer.Option(help="seconds between stats lines")] = 10.0,
 ) -> None:
     """Run the SMSC simulator (SMPP 3.4) until Ctrl-C; every SMS is delivered."""
-    import time
+    import signal
+    import threading
 
     import structlog
     from pydantic import ValidationError
@@ -622,9 +623,12 @@ def sim_smsc(
         smsc = SmscSimulator(config).start()
     except OSError as exc:
         raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    stop = threading.Event()
+    # Ctrl-C and SIGTERM only set a flag: no KeyboardInterrupt raised into a lock or a join.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
-        while True:
-            time.sleep(stats_every)
+        while not stop.wait(stats_every):
             s = smsc.stats()
             log.info(
                 "smsc stats",
@@ -639,8 +643,6 @@ def sim_smsc(
                 pushes=s.pushes,
                 decode_failures=s.decode_failures,
             )
-    except KeyboardInterrupt:
-        pass
     finally:
         smsc.stop()
 
