@@ -320,8 +320,8 @@ def quarantine_export(
 
 @app.command("demo")
 def demo(
-    subscribers: Annotated[int, typer.Option(min=100, help="simulated subscribers")] = 10_000,
-    days: Annotated[int, typer.Option(min=1, help="simulated days")] = 21,
+    subscribers: Annotated[int, typer.Option(min=100, help="simulated subscribers")] = 8_000,
+    days: Annotated[int, typer.Option(min=1, help="simulated days")] = 18,
     observe_days: Annotated[
         int, typer.Option(min=0, help="first days with mmsq only observing")
     ] = 4,

@@ -69,8 +69,8 @@ EDITIONS = (("am", time(7, 0)), ("pm", time(17, 0)))
 
 @dataclass(frozen=True)
 class DemoConfig:
-    subscribers: int = 10_000
-    days: int = 21
+    subscribers: int = 8_000
+    days: int = 18
     observe_days: int = 4
     seed: int = 7
     workdir: Path = Path("var/demo")
