@@ -51,8 +51,8 @@ def test_demo_probes_resume_suspended_subscribers(tmp_path: Path) -> None:
     )
     result = run_demo(
         DemoConfig(
-            subscribers=1000,
-            days=8,
+            subscribers=500,
+            days=7,
             observe_days=2,
             seed=5,
             workdir=tmp_path / "demo",
