@@ -164,7 +164,7 @@ class SqlIngestSession:
     def add_events(self, events: pd.DataFrame) -> StoredChunk:
         """Store the events whose key is new; duplicates (stored before) are only counted."""
         if events.empty:
-            return StoredChunk(0, 0)
+            return StoredChunk(0, 0, np.zeros(0, dtype=np.int64))
         keys = events["event_key"].to_numpy(dtype=np.int64)
         submitted = events["submitted_ts"].to_numpy(dtype=np.int64)
         done_known = events["done_ts"].notna().to_numpy()

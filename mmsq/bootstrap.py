@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from mmsq.domain import DeliveryReport
     from mmsq.mms import MmsGateway
     from mmsq.mms_dispatcher import MmsDispatcher
-    from mmsq.mms_outbox import MmsOutbox, OutboxPolicy
+    from mmsq.mms_outbox import MmsOutbox
     from mmsq.outbox import OutreachMetrics
     from mmsq.outreach_plan import OutreachPlanner
     from mmsq.resend import ResendOutbox
@@ -100,7 +100,7 @@ class App:
     store: SqlStore
     classifier: Classifier
     ingest: IngestService
-    clock: SystemClock
+    clock: Clock
 
     def close(self) -> None:
         self.store.close()
@@ -665,14 +665,20 @@ def mm7_client_config(settings: Settings) -> Mm7ClientConfig:
     )
 
 
-def mm7_outbox_policy(settings: Settings) -> OutboxPolicy:
-    """The MM7 outbox's retry, lease, expiry and concurrency rules, from ``[mm7]``."""
+@contextmanager
+def mms_outbox(app: App, gateway: MmsGateway | None = None) -> Iterator[MmsOutbox]:
+    """The MM7 outbox on the app's database, sending through ``gateway`` (default: MM7 per
+    ``[mm7]``, closed on exit)."""
     from datetime import timedelta
 
-    from mmsq.mms_outbox import OutboxPolicy
+    from mmsq.adapters.mm7_client import Mm7Client
+    from mmsq.adapters.mms_edition_dir import EditionDirectory
+    from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
+    from mmsq.mms_content import OutboxContent
+    from mmsq.mms_outbox import MmsOutbox, OutboxPolicy
 
-    mm7 = settings.mm7
-    return OutboxPolicy(
+    mm7 = app.settings.mm7
+    policy = OutboxPolicy(
         max_attempts=mm7.max_attempts,
         backoff_s=mm7.backoff_s,
         backoff_cap_s=mm7.backoff_cap_s,
@@ -681,21 +687,6 @@ def mm7_outbox_policy(settings: Settings) -> OutboxPolicy:
         expiry=timedelta(hours=mm7.expiry_hours),
         concurrency=mm7.concurrency,
     )
-
-
-@contextmanager
-def mms_outbox(app: App, gateway: MmsGateway | None = None) -> Iterator[MmsOutbox]:
-    """The MM7 outbox on the app's database, sending through ``gateway`` (default: MM7 per
-    ``[mm7]``, closed on exit)."""
-
-    from mmsq.adapters.mm7_client import Mm7Client
-    from mmsq.adapters.mms_edition_dir import EditionDirectory
-    from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
-    from mmsq.mms_content import OutboxContent
-    from mmsq.mms_outbox import MmsOutbox
-
-    mm7 = app.settings.mm7
-    policy = mm7_outbox_policy(app.settings)
     content = OutboxContent(
         mm7.probe_text,
         mm7.probe_subject,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -429,6 +430,17 @@ sim_app = typer.Typer(help="Run a network simulator standalone.", no_args_is_hel
 app.add_typer(sim_app, name="sim")
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM: a simulator's main loop waits on it, so no
+    KeyboardInterrupt is raised into a lock or a join while it stops."""
+    import signal
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
 @sim_app.command("mmsc")
 def sim_mmsc(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -447,8 +459,6 @@ def sim_mmsc(
     seed: Annotated[int, typer.Option(help="random seed for the faults")] = 0,
 ) -> None:
     """Run the MMSC simulator (MM7 over HTTP) until Ctrl-C; every MM is Retrieved."""
-    import signal
-    import threading
 
     from mmsq.simulators.mmsc import MmscConfig, MmscFaults, MmscSimulator
     from mmsq.simulators.mmsc_http import MmscServer
@@ -468,10 +478,7 @@ def sim_mmsc(
         server.start()
     except OSError as exc:
         raise _fail(f"cannot listen on {host}:{port}: {exc}") from None
-    stop = threading.Event()
-    # Ctrl-C and SIGTERM only set a flag: no KeyboardInterrupt raised into a lock or a join.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = _stop_on_signals()
     try:
         server.start_report_loop()
         typer.echo(f"mmsc listening on {server.url}", err=False)
@@ -590,8 +597,6 @@ def sim_smsc(
     stats_every: Annotated[float, typer.Option(help="seconds between stats lines")] = 10.0,
 ) -> None:
     """Run the SMSC simulator (SMPP 3.4) until Ctrl-C; every SMS is delivered."""
-    import signal
-    import threading
 
     import structlog
     from pydantic import ValidationError
@@ -623,10 +628,7 @@ def sim_smsc(
         smsc = SmscSimulator(config).start()
     except OSError as exc:
         raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    stop = threading.Event()
-    # Ctrl-C and SIGTERM only set a flag: no KeyboardInterrupt raised into a lock or a join.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = _stop_on_signals()
     try:
         while not stop.wait(stats_every):
             s = smsc.stats()

@@ -19,8 +19,8 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from dataclasses import replace as dataclass_replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,20 +31,17 @@ from pydantic import SecretStr
 
 from mmsq.adapters.cdr_csv import CdrFileReader
 from mmsq.adapters.http_server import ThreadedHttpServer
-from mmsq.adapters.mm7_client import Mm7Client
 from mmsq.adapters.mm7_soap import Mm7DeliveryReport
 from mmsq.adapters.mm7_vasp import mm7_delivery_report_router
-from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
 from mmsq.adapters.sql_recovery import SqlRecoveryStore
 from mmsq.adapters.sql_store import SqlStore
-from mmsq.bootstrap import Outreach, build_outreach, mm7_client_config, mm7_outbox_policy
+from mmsq.bootstrap import App, Outreach, build_outreach, mms_outbox
 from mmsq.classify import Classifier
 from mmsq.delivery_feedback import connect_recovery
 from mmsq.devices import load_devices
 from mmsq.domain import DeliveryReport
 from mmsq.ingest import IngestService
 from mmsq.metrics import Metrics
-from mmsq.mms_content import OutboxContent
 from mmsq.mms_outbox import MmsOutbox
 from mmsq.mms_outbox_model import OutboxItem, OutboxKind
 from mmsq.msisdn import MsisdnNormaliser
@@ -52,6 +49,7 @@ from mmsq.recovery import RecoveryService
 from mmsq.remedies import plan_remedies, record_remedies, send_due_probes
 from mmsq.report_intake import ReportIntake
 from mmsq.rules_loader import load_rules
+from mmsq.rules_model import RuleSet
 from mmsq.scoring_rules import load_scoring_rules
 from mmsq.scoring_run import ScoringResult, ScoringService
 from mmsq.settings import DatabaseSettings, Settings
@@ -281,10 +279,11 @@ class _ProbeLink:
     ) -> None:
         self._settings = config.settings or Settings()
         self._store = store
+        self._ingest = ingest
         self._recovery = recovery
         self._clock = clock
+        self._resources = ExitStack()
         self.outbox: MmsOutbox | None = None
-        self.client: Mm7Client | None = None
         self.delivered = 0
         intake = ReportIntake(ingest, store, Metrics(), clock)
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -297,19 +296,15 @@ class _ProbeLink:
         matched = self.outbox.on_delivery_report(report) if self.outbox is not None else None
         return matched.delivery_report() if matched is not None else None
 
-    def connect(self, mmsc_url: str, classifier: Classifier) -> None:
-        """Bind the outbox to the MMSC simulator's MM7 endpoint."""
-        mm7 = self._settings.mm7
-        base = mm7_client_config(self._settings)
-        self.client = Mm7Client(dataclass_replace(base, url=mmsc_url, rate_per_s=0.0))
-        self.outbox = MmsOutbox(
-            SqlMmsOutboxStore(self._store.engine),
-            self.client,
-            OutboxContent(mm7.probe_text, mm7.probe_subject, None),
-            classifier,
-            self._clock,
-            mm7_outbox_policy(self._settings),
+    def connect(self, mmsc_url: str, rules: RuleSet, classifier: Classifier) -> None:
+        """The daemon's MM7 outbox (``bootstrap.mms_outbox``), sending to the MMSC simulator
+        without a throughput limit."""
+        base = self._settings
+        settings = base.model_copy(
+            update={"mm7": base.mm7.model_copy(update={"url": mmsc_url, "rate_per_s": 0.0})}
         )
+        app = App(settings, rules, self._store, classifier, self._ingest, self._clock)
+        self.outbox = self._resources.enter_context(mms_outbox(app))
         connect_recovery(self.outbox, self._recovery)
         self.outbox.on_delivered(OutboxKind.PROBE, self._count)
 
@@ -332,8 +327,7 @@ class _ProbeLink:
                 return submitted
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
+        self._resources.close()
         self.server.stop()
 
 
@@ -419,7 +413,7 @@ def run_demo(  # noqa: PLR0912, PLR0915 - the simulated day, step by step, reads
             }
             if probes is not None:
                 endpoints["mm7_delivery_reports"] = probes.report_url
-                probes.connect(mmsc_server.url, classifier)
+                probes.connect(mmsc_server.url, rules, classifier)
                 outreach = _outreach(config, smsc, clock, population)
             since = clock.now()
             for n in range(config.days):

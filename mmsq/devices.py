@@ -4,8 +4,8 @@ Columns, exactly: ``tac,brand,model,mms_capable,ota_cp,cp_security,settings_prof
 booleans are ``true``/``false``; ``cp_security`` is the OMA CP security the handset accepts
 (``NETWPIN``, ``USERPIN``, ``USERNETWPIN`` or ``none``; an empty cell reads as ``none``).
 An operator's ``devices.csv`` in the rules directory adds models and replaces shipped rows
-with the same TAC. Without a shipped
-table every handset is unknown, which scoring treats as "no evidence" rather than as an error.
+with the same TAC. Without a shipped table every handset is unknown, which scoring treats as
+"no evidence" rather than as an error.
 """
 
 from __future__ import annotations

@@ -303,25 +303,17 @@ class IngestService:
 
     def ingest_reports(self, source: str, reports: Sequence[DeliveryReport]) -> IngestSummary:
         """Ingest single reports (an MM7 DeliveryReportReq, SMPP receipts) like CDR rows."""
-        summary = IngestSummary(batch_id=uuid4().hex, sources=[source])
-        if reports:
-            # A receipt need not name the edition: correlation with what was sent supplies it.
-            required = tuple(c for c in REQUIRED_COLUMNS if c != "edition")
-            chunk = RawChunk(source=source, frame=reports_to_frame(reports), required=required)
-            with self._store.ingest_session() as writer:
-                self.ingest_chunk(chunk, summary, writer)
-        return summary
+        return self.ingest_report_batch(source, reports)[0]
 
     def ingest_report_batch(
         self, source: str, reports: Sequence[DeliveryReport]
     ) -> tuple[IngestSummary, list[ReportOutcome]]:
-        """``ingest_reports`` in one transaction, with what happened to each report.
-
-        Exact per report when the store tells which event keys it stored (the SQL store
-        does); otherwise "stored" and "duplicate" follow the batch's counts in order."""
+        """Single reports in one transaction, with what happened to each (stored, a
+        duplicate of an event stored before or earlier in the batch, or quarantined)."""
         summary = IngestSummary(batch_id=uuid4().hex, sources=[source])
         if not reports:
             return summary, []
+        # A receipt need not name the edition: correlation with what was sent supplies it.
         required = tuple(c for c in REQUIRED_COLUMNS if c != "edition")
         chunk = RawChunk(source=source, frame=reports_to_frame(reports), required=required)
         prepared = self._prepare_chunk(chunk)
@@ -331,12 +323,7 @@ class IngestService:
         events = prepared.events
         key_of = dict(zip(events.index.tolist(), events["event_key"].tolist(), strict=True))
         cause_of = dict(zip(events.index.tolist(), events["cause"].astype(str), strict=True))
-        new_keys = (
-            set(stored.new_keys.tolist())
-            if stored is not None and stored.new_keys is not None
-            else None
-        )
-        new_left = summary.stored
+        new_keys = set(stored.new_keys.tolist()) if stored is not None else set()
         outcomes: list[ReportOutcome] = []
         for i in range(len(reports)):
             if i in reasons:
@@ -344,11 +331,7 @@ class IngestService:
             elif i not in key_of:  # the same report twice in the batch
                 outcomes.append(ReportOutcome("duplicate", None))
             else:
-                if new_keys is not None:
-                    new = key_of[i] in new_keys
-                else:
-                    new = new_left > 0
-                    new_left -= new
+                new = key_of[i] in new_keys
                 outcomes.append(ReportOutcome("stored" if new else "duplicate", cause_of[i]))
         return summary, outcomes
 

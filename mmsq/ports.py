@@ -55,8 +55,8 @@ class ReportReader(Protocol):
 class StoredChunk:
     stored: int
     duplicates: int
-    #: The event keys stored by this call (None: the store does not tell).
-    new_keys: npt.NDArray[np.int64] | None = None
+    #: The event keys stored by this call (a report's outcome is told by them).
+    new_keys: npt.NDArray[np.int64]
 
 
 class IngestWriter(Protocol):

@@ -405,7 +405,8 @@ class RecoveryService:
     def _apply_many(self, changes: Sequence[tuple[str, Event, str, str]]) -> list[Transition]:
         """Move each (msisdn, event, cause, evidence) and store all of it in one transaction:
         one state read and one write for the batch, not one per subscriber. A subscriber
-        appears at most once per batch."""
+        appears at most once per batch. A probe without a cause is named by its number
+        (``probe 2``), its evidence by default ``probe 2 sent``."""
         if not changes:
             return []
         numbers = [c[0] for c in changes]
@@ -420,21 +421,24 @@ class RecoveryService:
         out: list[Transition] = []
         t_rows: list[dict[str, Any]] = []
         s_rows: list[dict[str, Any]] = []
-        for msisdn, event, cause, evidence in changes:
+        for msisdn, event, given_cause, given_evidence in changes:
+            cause, evidence = given_cause, given_evidence
             row = rows.get(msisdn)
             current = State(row["state"]) if row else State.ACTIVE
             target = next_state(current, event)
-            out.append(Transition(msisdn, now, current, target, event, cause, evidence))
             new = dict(row) if row else dict.fromkeys(STATE_COLUMNS)
             new.update(msisdn=msisdn, state=target.value, since=stamp, since_day=today)
             probes = int(new.get("probes_sent") or 0)
             if event is Event.PROBE_SENT:
                 probes += 1
                 new["last_probe_at"] = stamp
+                cause = cause or f"probe {probes}"
+                evidence = evidence or f"{cause} sent"
             new["probes_sent"] = probes
             if target not in _SUSPENDED_STATES:
                 new["suspended_day"] = None
                 new["probes_sent"] = 0
+            out.append(Transition(msisdn, now, current, target, event, cause, evidence))
             s_rows.append(new)
             t_rows.append(
                 {
@@ -472,17 +476,7 @@ class RecoveryService:
 
     def record_probes_sent(self, sent: Sequence[tuple[str, str]]) -> list[Transition]:
         """A recovery probe was queued for each (msisdn, evidence); one transaction."""
-        states = self.store.load_states([m for m, _ in sent]) if sent else None
-        count = (
-            dict(zip(states["msisdn"].astype(str), states["probes_sent"], strict=True))
-            if states is not None
-            else {}
-        )
-        changes = []
-        for msisdn, evidence in sent:
-            n = int(count.get(msisdn) or 0) + 1
-            changes.append((msisdn, Event.PROBE_SENT, f"probe {n}", evidence or f"probe {n} sent"))
-        return self._apply_many(changes)
+        return self._apply_many([(m, Event.PROBE_SENT, "", evidence) for m, evidence in sent])
 
     def record_delivery(
         self, msisdn: str, *, probe: bool = False, evidence: str = ""
