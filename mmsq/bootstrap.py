@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from mmsq.mms_outbox import MmsOutbox
     from mmsq.outbox import OutreachMetrics
     from mmsq.outreach_plan import OutreachPlanner
+    from mmsq.rate_limit import RateLimits
     from mmsq.resend import ResendOutbox
 
 __all__ = [
@@ -72,6 +74,8 @@ __all__ = [
     "ScoringApp",
     "SubscriptionServices",
     "SystemClock",
+    "api_rate_limits_path",
+    "api_server_app",
     "build_api_services",
     "build_app",
     "build_daemon",
@@ -714,11 +718,13 @@ def build_api_services(
     outbox: ResendOutbox,
     recovery: RecoveryReader | None = None,
     clock: Clock | None = None,
+    rate_limiter: RateLimits | None = None,
 ) -> ApiServices:
     """The agent API's services on ``engine`` (the event store's): subscriptions from the
     subscription store, deliveries and devices from the event store, verdict, recovery state
     and remedies from ``recovery`` (default: a RecoveryService on the same database), resends
-    queued in ``outbox`` (the MM7 outbox; whoever built it dispatches it). Raises RulesError."""
+    queued in ``outbox`` (the MM7 outbox; whoever built it dispatches it); per-token limits
+    from ``rate_limiter`` (default: kept in this process). Raises RulesError."""
     from mmsq.adapters.sql_api import SqlApiStore
     from mmsq.adapters.sql_store import read_engine
     from mmsq.agents import AgentService
@@ -772,12 +778,57 @@ def build_api_services(
         ),
         audit=store,
         subscription_events=SubscriptionEventService(subscription_store, normaliser, clock),
-        rate_limiter=RateLimiter(api.rate_limit_per_minute, api.rate_limit_burst, clock),
+        rate_limiter=rate_limiter
+        or RateLimiter(api.rate_limit_per_minute, api.rate_limit_burst, clock),
         normaliser=normaliser,
         clock=clock,
         max_body_bytes=api.max_body_bytes,
         threads=api.threads,
     )
+
+
+def api_rate_limits_path(settings: Settings) -> Path:
+    """The file where the worker processes of ``mmsq api`` share their rate limits."""
+    return settings.data_dir / "api-rate-limits.bin"
+
+
+def api_server_app(settings: Settings | None = None, *, shared_limits: bool = True) -> FastAPI:
+    """The agent API as ``mmsq api`` serves it (mounted under ``/v1``), with its own store,
+    MM7 outbox (resends are queued; the daemon sends them) and services, all closed when the
+    server stops.
+
+    Called without arguments it is the factory each worker process of ``mmsq api --workers
+    N`` runs: settings from ``$MMSQ_CONFIG`` and the environment, rate limits shared with the
+    other workers through ``api_rate_limits_path``. Raises RulesError, SchemaNotCurrentError.
+    """
+    from mmsq.api import create_app, serve_app
+
+    if settings is None:
+        from mmsq.log import configure_logging
+        from mmsq.settings import load_settings
+
+        settings = load_settings()
+        configure_logging(settings.log.level, settings.log.format)
+    with ExitStack() as stack:
+        app = build_app(settings)
+        stack.callback(app.close)
+        outbox = stack.enter_context(mms_outbox(app))
+        limiter: RateLimits | None = None
+        if shared_limits:
+            from mmsq.adapters.shared_rate_limit import SharedRateLimiter
+
+            shared = SharedRateLimiter(
+                api_rate_limits_path(settings),
+                settings.api.rate_limit_per_minute,
+                settings.api.rate_limit_burst,
+                app.clock,
+            )
+            stack.callback(shared.close)
+            limiter = shared
+        services = build_api_services(
+            settings, app.store.engine, outbox=outbox, clock=app.clock, rate_limiter=limiter
+        )
+        return serve_app(create_app(services), on_close=stack.pop_all().close)
 
 
 def score_job(app: App) -> Callable[[], dict[str, object]]:

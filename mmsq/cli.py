@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
+import os
 import sys
 import threading
 from collections import Counter
@@ -20,7 +22,7 @@ from rich.table import Table
 
 from mmsq.log import configure_logging
 from mmsq.rules_loader import RulesError, load_rules
-from mmsq.settings import ConfigError, Settings, load_settings
+from mmsq.settings import CONFIG_ENV, ConfigError, Settings, load_settings
 
 __all__ = ["app", "main"]
 
@@ -753,7 +755,6 @@ def daemon() -> None:
     clean shutdown, 1 when stopping had to be forced, 2 for a configuration, rules or schema
     error (systemd should not restart on 2: see docs/mmsq.service).
     """
-    import os
 
     from mmsq.adapters.scheduler import ScheduleError
     from mmsq.adapters.sql_store import SchemaNotCurrentError
@@ -1473,30 +1474,50 @@ def agents_revoke(name: Annotated[str, typer.Argument(help="agent name")]) -> No
 def serve_api(
     host: Annotated[str | None, typer.Option(help="address (default: [api] host)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: [api] port)")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="worker processes (default: [api] workers)"),
+    ] = None,
 ) -> None:
     """Serve the agent HTTP API (/v1: resend, diagnosis, audit, subscription events) alone.
 
     `mmsq daemon` serves the same API under /v1 and also sends what it queues; here resends are
     only queued in the MM7 outbox, for a running daemon (or `mmsq mms dispatch`) to send.
+    With several workers, each process has its own connections and audit writer, and the
+    per-token rate limits are shared through a file in data_dir.
     """
     import uvicorn
 
-    from mmsq.api import create_app, serve_app
-    from mmsq.bootstrap import build_api_services, mms_outbox
+    from mmsq.adapters.sql_store import SchemaNotCurrentError
+    from mmsq.bootstrap import api_server_app
 
     settings = _settings()
-    with _app_for(settings) as a, mms_outbox(a) as outbox:
-        try:
-            services = build_api_services(settings, a.store.engine, outbox=outbox, clock=a.clock)
-        except RulesError as exc:
-            raise _fail("invalid rules: " + str(exc)) from None
-        uvicorn.run(
-            serve_app(create_app(services)),
-            host=host or settings.api.host,
-            port=settings.api.port if port is None else port,
-            log_level=settings.log.level.lower(),
-            access_log=False,  # the audit trail records every call, with MSISDNs masked
-        )
+    n = workers or settings.api.workers
+    try:  # one worker: served here; several: built here once so that a mistake stops start-up
+        served = api_server_app(settings, shared_limits=n > 1)
+    except RulesError as exc:
+        raise _fail("invalid rules: " + str(exc)) from None
+    except SchemaNotCurrentError as exc:
+        raise _fail(str(exc)) from None
+    common: dict[str, Any] = {
+        "host": host or settings.api.host,
+        "port": settings.api.port if port is None else port,
+        "log_level": settings.log.level.lower(),
+        "access_log": False,  # the audit trail records every call, with MSISDNs masked
+    }
+    if n == 1:
+        uvicorn.run(served, **common)
+        return
+    asyncio.run(_close_lifespan(served))
+    if _state.config is not None:  # the workers read the same file
+        os.environ[CONFIG_ENV] = str(_state.config.resolve())
+    uvicorn.run("mmsq.bootstrap:api_server_app", factory=True, workers=n, **common)
+
+
+async def _close_lifespan(app: Any) -> None:
+    """Run ``app``'s lifespan start and end (it owns what was built for it)."""
+    async with app.router.lifespan_context(app):
+        pass
 
 
 # -- outreach --------------------------------------------------------------------------------

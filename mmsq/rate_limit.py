@@ -1,17 +1,19 @@
 """Per-caller token buckets: a steady rate per minute with a burst allowance.
 
-State lives in the process (one bucket per caller key). With one API worker the limit is exact;
-with several, each worker enforces it on its own share of the traffic.
+``RateLimiter`` keeps its buckets in the process (the daemon, ``mmsq api`` with one worker);
+``mmsq.adapters.shared_rate_limit.SharedRateLimiter`` keeps them in a file that the worker
+processes of ``mmsq api --workers N`` share, so that a token gets its limit once per host.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 from mmsq.ports import Clock
 
-__all__ = ["RateLimiter", "RateVerdict"]
+__all__ = ["RateLimiter", "RateLimits", "RateVerdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,12 @@ class RateVerdict:
     allowed: bool
     retry_after_s: float = 0.0
     remaining: int = 0
+
+
+class RateLimits(Protocol):
+    """Per-caller limits: take one request's token for ``key``, or say when there is one."""
+
+    def check(self, key: str) -> RateVerdict: ...
 
 
 class RateLimiter:

@@ -325,6 +325,13 @@ class ApiSettings(_Section):
     threads: int = Field(
         default=4, ge=1, le=64, description="threads running endpoint and database work"
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="processes serving `mmsq api` (the daemon serves in its own one); "
+        "rate limits are shared through data_dir/api-rate-limits.bin",
+    )
 
 
 class SmppSettings(_Section):

@@ -8,7 +8,7 @@ the last request. The daemon mounts the app under ``/v1`` in its own HTTP server
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -87,14 +87,19 @@ class _ThreadLimit:
         await self.app(scope, receive, send)
 
 
-def serve_app(api: FastAPI) -> FastAPI:
-    """``api`` mounted under ``/v1``, closing its audit writer when the server stops."""
+def serve_app(api: FastAPI, on_close: Callable[[], object] | None = None) -> FastAPI:
+    """``api`` mounted under ``/v1``, closing its audit writer when the server stops, then
+    calling ``on_close`` (the owner of the services closes them there)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         use_threads(api.state.services.threads)
-        yield
-        api.state.audit_writer.close()
+        try:
+            yield
+        finally:
+            api.state.audit_writer.close()
+            if on_close is not None:
+                on_close()
 
     outer = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     outer.mount(PREFIX, api)

@@ -9,7 +9,7 @@ from mmsq.audit import AuditLog
 from mmsq.diagnosis import DiagnosisService
 from mmsq.msisdn import MsisdnNormaliser
 from mmsq.ports import Clock
-from mmsq.rate_limit import RateLimiter
+from mmsq.rate_limit import RateLimits
 from mmsq.resend import ResendService
 from mmsq.subscription_events import SubscriptionEventService
 
@@ -25,7 +25,7 @@ class ApiServices:
     diagnosis: DiagnosisService
     audit: AuditLog
     subscription_events: SubscriptionEventService
-    rate_limiter: RateLimiter
+    rate_limiter: RateLimits
     normaliser: MsisdnNormaliser
     clock: Clock
     max_body_bytes: int = 16384

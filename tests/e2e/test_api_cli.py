@@ -85,3 +85,60 @@ def test_mmsq_api_serves_the_agent_api(tmp_path: Path) -> None:
         proc.wait(timeout=30)
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_mmsq_api_workers_share_the_rate_limit(tmp_path: Path) -> None:
+    """Two worker processes behind one socket: a token gets its burst once, not per worker."""
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    token = run(["agents", "add", "li.wei"], tmp_path).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMSQ_")}
+    env.update(
+        {
+            "MMSQ_LOG__FORMAT": "json",
+            "MMSQ_API__WORKERS": "2",
+            "MMSQ_API__RATE_LIMIT_BURST": "6",
+            "MMSQ_API__RATE_LIMIT_PER_MINUTE": "1",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmsq", "api", "--host", "127.0.0.1", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        port = None
+        deadline = time.monotonic() + 60
+        while port is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                break
+            if m := re.search(r"running on http://127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
+        assert port, "mmsq api did not start"
+        auth = {"Authorization": f"Bearer {token}"}
+        url = f"http://127.0.0.1:{port}/v1/subscribers/13800138000/diagnosis"
+        statuses: list[int] = []
+        workers: set[str] = set()  # request ids start with a prefix of their process
+        deadline = time.monotonic() + 60
+        while (len(workers) < 2 or len(statuses) < 12) and time.monotonic() < deadline:
+            try:
+                r = httpx.get(url, headers=auth, timeout=10)  # a new connection each time
+            except httpx.ConnectError:  # the socket listens once a worker has started
+                time.sleep(0.1)
+                continue
+            statuses.append(r.status_code)
+            workers.add(r.headers["x-request-id"][:8])
+        assert len(workers) == 2, "both workers should have answered"
+        assert statuses.count(200) == 6, statuses
+        assert statuses[:6] == [200] * 6
+        assert set(statuses[6:]) == {429}
+        assert (tmp_path / "var" / "api-rate-limits.bin").is_file()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
