@@ -396,7 +396,10 @@ class SqlStore:
         at = int(np.searchsorted(table["msisdn"].to_numpy(), m))  # a block is by MSISDN
         if at == table.num_rows or table["msisdn"][at].as_py() != m:
             return None
-        row: dict[str, Any] = table.slice(at, 1).to_pylist()[0]
+        # One value per column (a one-row ``to_pylist`` costs several times more).
+        row: dict[str, Any] = {
+            n: c[at].as_py() for n, c in zip(table.column_names, table.columns, strict=True)
+        }
         row["msisdn"] = "+" + digits
         return row
 

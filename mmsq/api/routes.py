@@ -175,11 +175,14 @@ def diagnose(
         ),
     ],
     _agent: Annotated[Agent, Depends(require(Permission.DIAGNOSE))],
-) -> DiagnosisOut:
+) -> Response:
     """Subscriptions, last deliveries and causes, verdict and reasons, recovery state and
     history, device and OTA eligibility, remedies already sent, and the next step to read to
     the subscriber. The do-not-contact list never hides anything here."""
-    return DiagnosisOut.of(services_of(request).diagnosis.diagnose(_msisdn(request, msisdn)))
+    out = DiagnosisOut.of(services_of(request).diagnosis.diagnose(_msisdn(request, msisdn)))
+    # Built and validated once, here: FastAPI would validate the model again (on another
+    # worker thread) before writing the same JSON.
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.get(
