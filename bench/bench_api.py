@@ -6,15 +6,17 @@ through the ingest session (event keys, columnar segments in chunks of ``--chunk
 submission order as a CDR file comes, then aggregate, device and edition blocks); one active
 subscription per subscriber imported as a BOSS snapshot; 5% of the subscribers in a recovery
 state (flagged or suspended, with their transitions), as a scoring run leaves them. The API is
-served as the daemon serves it (mounted under /v1) by uvicorn with one worker on 127.0.0.1;
+served as the daemon serves it (mounted under /v1) by uvicorn on 127.0.0.1, with one worker
+process and then two (as `mmsq api --workers 2` serves it, rate limits shared);
 wrk runs for the given time at 32 connections, first against
 ``GET /v1/subscribers/{msisdn}/diagnosis`` (random subscribers, full stack: token, rate limit,
 audit write, subscription, recent events, device, recovery state and transitions, resends),
-then against a bare FastAPI endpoint in the same process doing one primary-key row read.
+then against a bare FastAPI endpoint in the same server doing one primary-key row read.
 Prints requests/s and p50/p99 latency, the command, the machine and the load average.
 
     python bench/bench_api.py [--subscribers 1500000] [--duration 60] [--connections 32]
-                              [--chunk-events 240000] [--db postgres,sqlite] [--workdir DIR]
+                              [--chunk-events 240000] [--db postgres,sqlite] [--workers 1,2]
+                              [--workdir DIR [--reuse]]
 
 PostgreSQL: MMSQ_BENCH_PG_URL (a server whose user may CREATE DATABASE), else a throwaway
 cluster (tests/pg_cluster.py). Target: diagnosis >= 500 requests/s with p99 <= 100 ms on
@@ -220,11 +222,14 @@ class _NoSending:
         raise RuntimeError("the benchmark does not send")
 
 
-def serve(url: str, port: int) -> None:
+def make_app() -> Any:
+    """The served app, built in each worker process (a uvicorn factory): the agent API mounted
+    under /v1 as the daemon and `mmsq api` mount it, and the bare endpoint beside it. With
+    several workers, rate limits are shared through a file, as `mmsq api --workers` does."""
     import sqlalchemy as sa
-    import uvicorn
     from fastapi import FastAPI
 
+    from mmsq.adapters.shared_rate_limit import SharedRateLimiter
     from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
     from mmsq.adapters.sql_store import create_engine_for
     from mmsq.adapters.sql_subscriptions_schema import subscriptions
@@ -236,11 +241,12 @@ def serve(url: str, port: int) -> None:
     from mmsq.rules_loader import load_rules
     from mmsq.settings import ApiSettings, Settings
 
+    url = os.environ["BENCH_API_URL"]
+    limits = os.environ.get("BENCH_API_LIMITS")
     threads = ApiSettings().threads
     engine = create_engine_for(url, pool_size=threads + 2, max_overflow=4)
-    settings = Settings(
-        api=ApiSettings(rate_limit_per_minute=10_000_000, rate_limit_burst=1_000_000)
-    )
+    api_settings = ApiSettings(rate_limit_per_minute=10_000_000, rate_limit_burst=1_000_000)
+    settings = Settings(api=api_settings)
     clock = SystemClock()
     outbox = MmsOutbox(
         SqlMmsOutboxStore(engine),
@@ -249,7 +255,14 @@ def serve(url: str, port: int) -> None:
         Classifier(load_rules(None).status_codes),
         clock,
     )
-    services = build_api_services(settings, engine, outbox=outbox, clock=clock)
+    limiter = None
+    if limits:
+        limiter = SharedRateLimiter(
+            Path(limits), api_settings.rate_limit_per_minute, api_settings.rate_limit_burst, clock
+        )
+    services = build_api_services(
+        settings, engine, outbox=outbox, clock=clock, rate_limiter=limiter
+    )
     api = create_app(services)
 
     @contextlib.asynccontextmanager
@@ -270,8 +283,24 @@ def serve(url: str, port: int) -> None:
         return {"status": status}
 
     root.mount("/v1", api)  # as the daemon mounts it
+    return root
 
-    uvicorn.run(root, host="127.0.0.1", port=port, workers=1, log_level="warning", access_log=False)
+
+def serve(url: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    os.environ["BENCH_API_URL"] = url
+    if workers > 1:
+        os.environ["BENCH_API_LIMITS"] = str(Path(tempfile.mkdtemp()) / "api-rate-limits.bin")
+    uvicorn.run(
+        "bench_api:make_app",  # bench/ is on the path of the workers as it is on this one's
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 # -- driving it ----------------------------------------------------------------------------
@@ -286,10 +315,19 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(url: str, n: int) -> Iterator[int]:
+def server(url: str, workers: int) -> Iterator[int]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", url, "--port", str(port)],
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            url,
+            "--port",
+            str(port),
+            "--workers-one",
+            str(workers),
+        ],
         env={k: v for k, v in os.environ.items() if not k.startswith("MMSQ_")},
     )
     try:
@@ -303,6 +341,7 @@ def server(url: str, n: int) -> Iterator[int]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the API server did not start")
             time.sleep(0.2)
+        time.sleep(3 if workers > 1 else 0)  # the other workers start alongside
         yield port
     finally:
         proc.terminate()
@@ -366,21 +405,52 @@ def make_token(url: str) -> str:
 
     engine = create_engine_for(url)
     try:
-        _, token = AgentService(SqlApiStore(engine), SystemClock()).add("bench", Role.AGENT)
+        service = AgentService(SqlApiStore(engine), SystemClock())
+        _, token = service.add(f"bench-{time.time_ns():x}", Role.AGENT)  # one per run
     finally:
         engine.dispose()
     return token
 
 
-def run_one(name: str, url: str, args: argparse.Namespace, work: Path) -> dict[str, object]:
+def stored_events(url: str) -> int:
+    """Events the store at ``url`` holds (0: none, or no schema yet)."""
+    from mmsq.adapters.sql_store import SqlStore
+
+    store = SqlStore.from_url(url)
+    try:
+        return int(store.event_count())
+    except Exception:  # not upgraded yet
+        return 0
+    finally:
+        store.close()
+
+
+def run_one(name: str, url: str, args: argparse.Namespace, work: Path) -> list[dict[str, object]]:
     n = args.subscribers
-    print(f"[{name}] generating {n:,} subscribers x {DAYS} days x 2 editions", file=sys.stderr)
-    gen_s = generate(url, n, args.chunk_events, work)
+    if args.reuse and stored_events(url) == n * DAYS * 2:
+        print(f"[{name}] reusing the store of {n:,} subscribers", file=sys.stderr)
+        gen_s = None
+    else:
+        print(f"[{name}] generating {n:,} subscribers x {DAYS} days x 2 editions", file=sys.stderr)
+        gen_s = generate(url, n, args.chunk_events, work)
     token = make_token(url)
-    with server(url, n) as port:
-        diag = wrk(port, "/v1/subscribers/138%08d/diagnosis", n, token, args)
-        bare = wrk(port, "/bare/138%08d", n, token, args)
-    return {"db": name, "gen_s": gen_s, "diagnosis": diag, "bare": bare, "load": load()}
+    results: list[dict[str, object]] = []
+    for workers in (int(w) for w in args.workers.split(",")):
+        with server(url, workers) as port:
+            diag = wrk(port, "/v1/subscribers/138%08d/diagnosis", n, token, args)
+            diag_load = load()
+            bare = wrk(port, "/bare/138%08d", n, token, args)
+        results.append(
+            {
+                "db": name,
+                "workers": workers,
+                "gen_s": gen_s,
+                "diagnosis": diag,
+                "bare": bare,
+                "load": {"diagnosis": diag_load, "bare": load()},
+            }
+        )
+    return results
 
 
 def load() -> str:
@@ -397,12 +467,24 @@ def main() -> int:
         "--chunk-events", type=int, default=240_000, help="events per ingest chunk (32 MiB CDR)"
     )
     ap.add_argument("--db", default="postgres,sqlite")
-    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--workers",
+        default="1,2",
+        help="API worker processes to measure, comma-separated (rate limits shared when > 1)",
+    )
+    ap.add_argument("--workdir", type=Path, default=None, help="kept afterwards when given")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="skip data generation when the store (in --workdir, or at MMSQ_BENCH_PG_URL) "
+        "already holds the events of --subscribers",
+    )
     ap.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--workers-one", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve, args.port)
+        serve(args.serve, args.port, args.workers_one)
         return 0
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -414,7 +496,7 @@ def main() -> int:
     try:
         for name in args.db.split(","):
             if name == "sqlite":
-                results.append(run_one(name, f"sqlite:///{work / 'bench.db'}", args, work))
+                results += run_one(name, f"sqlite:///{work / 'bench.db'}", args, work)
             elif name == "postgres":
                 with contextlib.ExitStack() as stack:
                     pg_url = os.environ.get("MMSQ_BENCH_PG_URL")
@@ -424,7 +506,7 @@ def main() -> int:
 
                         pg = stack.enter_context(ThrowawayPostgres())
                         pg_url = pg.create_database("mmsq_bench")
-                    results.append(run_one(name, pg_url, args, work))
+                    results += run_one(name, pg_url, args, work)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -437,16 +519,18 @@ def main() -> int:
         f"{args.subscribers * DAYS * 2:,} events; wrk -t2 -c{args.connections} -d{args.duration}s"
     )
     print(
-        "| database | endpoint | requests/s | p50 ms | p99 ms | non-2xx | timeouts (30 s) "
-        "| data generation | load average after (1, 5, 15 min) |"
+        "| database | API workers | endpoint | requests/s | p50 ms | p99 ms | non-2xx "
+        "| timeouts (30 s) | data generation | load average after (1, 5, 15 min) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
+        gen = "reused" if r["gen_s"] is None else f"{r['gen_s']:.0f} s"
         for ep in ("diagnosis", "bare"):
             f: dict[str, float] = r[ep]  # type: ignore[assignment]
             print(
-                f"| {r['db']} | {ep} | {f['rps']:,.0f} | {f['p50']:.1f} | {f['p99']:.1f} | "
-                f"{f['non2xx']:.0f} | {f['timeouts']:.0f} | {r['gen_s']:.0f} s | {r['load']} |"
+                f"| {r['db']} | {r['workers']} | {ep} | {f['rps']:,.0f} | {f['p50']:.1f} | "
+                f"{f['p99']:.1f} | {f['non2xx']:.0f} | {f['timeouts']:.0f} | {gen} | "
+                f"{r['load'][ep]} |"  # type: ignore[index]
             )
     print("target: diagnosis >= 500 requests/s with p99 <= 100 ms on PostgreSQL")
     return 0
