@@ -141,14 +141,14 @@ _FIRST_BLOCKS = 5
 
 _t = recent_event_blocks
 _NEWEST_FIRST = (_t.c.ts_max.desc(), _t.c.gen.desc())
-#: The partition's blocks, newest first (by their newest submission), ``n`` at a time, each
-#: with the newest submission of the block after it (so that reading can stop without
-#: fetching it) and the newest submission the index holds (its horizon, by the ts_max index).
-_NEWEST_BLOCKS = (
+#: The partition's generations without their data (no blob is read or sorted), newest first
+#: (by their newest submission), ``n`` at a time, each with the newest submission of the one
+#: after it (so that reading can stop without fetching it) and the newest submission the
+#: index holds (its horizon, by the ts_max index) ...
+_GENERATIONS = (
     sa.select(
+        _t.c.gen,
         _t.c.ts_max,
-        _t.c.raw_size,
-        _t.c.data,
         sa.func.lead(_t.c.ts_max).over(order_by=_NEWEST_FIRST).label("next_ts_max"),
         sa.select(sa.func.max(_t.c.ts_max)).scalar_subquery().label("newest"),
     )
@@ -156,6 +156,20 @@ _NEWEST_BLOCKS = (
     .order_by(*_NEWEST_FIRST)
     .limit(sa.bindparam("n"))
     .offset(sa.bindparam("skip"))
+    .subquery("g")
+)
+_b = _t.alias("b")
+#: ... and then their data, in the same statement (in no particular order: sorting rows with
+#: their blobs would copy them; the few rows are put in order after the fetch).
+_NEWEST_BLOCKS = sa.select(
+    _GENERATIONS.c.gen,
+    _GENERATIONS.c.ts_max,
+    _GENERATIONS.c.next_ts_max,
+    _GENERATIONS.c.newest,
+    _b.c.raw_size,
+    _b.c.data,
+).join_from(
+    _GENERATIONS, _b, (_b.c.part == sa.bindparam("part")) & (_b.c.gen == _GENERATIONS.c.gen)
 )
 
 
@@ -217,6 +231,7 @@ def read_recent(
         blocks = conn.execute(
             _NEWEST_BLOCKS, {"part": part, "n": _FIRST_BLOCKS, "skip": skip}
         ).all()
+        blocks.sort(key=lambda b: (b.ts_max, b.gen), reverse=True)
         if cutoff is None:
             if not blocks:
                 newest = conn.execute(sa.select(sa.func.max(_t.c.ts_max))).scalar_one_or_none()
