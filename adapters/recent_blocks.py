@@ -228,10 +228,11 @@ def read_recent(
     cutoff: int | None = None
     skip = 0
     while True:
-        blocks = conn.execute(
-            _NEWEST_BLOCKS, {"part": part, "n": _FIRST_BLOCKS, "skip": skip}
-        ).all()
-        blocks.sort(key=lambda b: (b.ts_max, b.gen), reverse=True)
+        blocks = sorted(
+            conn.execute(_NEWEST_BLOCKS, {"part": part, "n": _FIRST_BLOCKS, "skip": skip}),
+            key=lambda b: (b.ts_max, b.gen),
+            reverse=True,
+        )
         if cutoff is None:
             if not blocks:
                 newest = conn.execute(sa.select(sa.func.max(_t.c.ts_max))).scalar_one_or_none()
