@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -173,6 +173,41 @@ _NEWEST_BLOCKS = sa.select(
 )
 
 
+class _Block(NamedTuple):
+    gen: int
+    ts_max: int
+    next_ts_max: int | None
+    newest: int
+    raw_size: int
+    data: bytes
+
+
+_PG_SQL: dict[str, str] = {}
+
+
+def _fetch_blocks(conn: Connection, part: int, skip: int) -> list[_Block]:
+    """``_NEWEST_BLOCKS``, newest first. On PostgreSQL through the driver in binary format:
+    bytea comes as bytes instead of hex text twice its size, which the server encodes and the
+    client decodes (about 0.2 ms of CPU each per look-up, 120 KB of blocks at 1.5M subscribers).
+    """
+    params = {"part": part, "n": _FIRST_BLOCKS, "skip": skip}
+    rows: list[Any]
+    if conn.dialect.name == "postgresql":
+        sql = _PG_SQL.get(conn.dialect.driver)
+        if sql is None:
+            sql = _PG_SQL[conn.dialect.driver] = str(_NEWEST_BLOCKS.compile(dialect=conn.dialect))
+        cur: Any = conn.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
+        try:
+            rows = cur.execute(sql, params, prepare=True).fetchall()
+        finally:
+            cur.close()
+    else:
+        rows = list(conn.execute(_NEWEST_BLOCKS, params))
+    blocks = [_Block(*r) for r in rows]
+    blocks.sort(key=lambda b: (b.ts_max, b.gen), reverse=True)
+    return blocks
+
+
 #: A look-up decodes small blocks: on the calling thread (Arrow's thread pool costs more than
 #: the work, twice the decoding time).
 _SMALL_READ = pa.ipc.IpcReadOptions(use_threads=False)
@@ -228,11 +263,7 @@ def read_recent(
     cutoff: int | None = None
     skip = 0
     while True:
-        blocks = sorted(
-            conn.execute(_NEWEST_BLOCKS, {"part": part, "n": _FIRST_BLOCKS, "skip": skip}),
-            key=lambda b: (b.ts_max, b.gen),
-            reverse=True,
-        )
+        blocks = _fetch_blocks(conn, part, skip)
         if cutoff is None:
             if not blocks:
                 newest = conn.execute(sa.select(sa.func.max(_t.c.ts_max))).scalar_one_or_none()
