@@ -488,7 +488,8 @@ class IngestService:
         )
         days = pd.Categorical(local_days)
         categories = np.asarray(days.categories, dtype="datetime64[D]").astype(str)
-        out["day"] = categories[days.codes]
+        # Categorical: the few day texts are not made once per row, nor hashed again.
+        out["day"] = pd.Categorical.from_codes(days.codes, categories=pd.Index(categories))
         out["event_key"] = _event_keys(
             out["msisdn"],
             out["message_id"],
