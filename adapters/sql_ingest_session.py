@@ -14,7 +14,6 @@ aggregate blocks are read, merged and rewritten.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -73,6 +72,14 @@ def _day_numbers(day: pd.Series) -> npt.NDArray[np.int32]:
     cat = pd.Categorical(day)
     cats = pd.to_datetime(pd.Series(np.asarray(cat.categories))).to_numpy("datetime64[D]")
     return np.asarray(cats.astype(np.int64)[cat.codes], dtype=np.int32)
+
+
+def _json_ints(values: npt.NDArray[np.int64]) -> str:
+    """A JSON array of the integers (for ``json_each``), the decimal texts made and joined by
+    Arrow: no Python int per value (half the time of ``json.dumps`` of a list)."""
+    texts = pc.cast(pa.array(values, type=pa.int64()), pa.string())
+    one_list = pa.ListArray.from_arrays(pa.array([0, len(texts)], type=pa.int32()), texts)
+    return "[" + str(pc.binary_join(one_list, ",")[0].as_py()) + "]"
 
 
 def _segment_order(
@@ -249,7 +256,7 @@ class SqlIngestSession:
                     stored = cur.execute(
                         "SELECT k.event_key FROM json_each(?) AS j CROSS JOIN event_keys AS k "
                         "ON k.part = ? AND k.event_key = j.value",
-                        (json.dumps(chunk.tolist()), part),
+                        (_json_ints(chunk), part),
                     ).fetchall()
                     if stored:
                         old = np.asarray([r[0] for r in stored], dtype=np.int64)
@@ -288,7 +295,7 @@ class SqlIngestSession:
         try:
             for part, held in sorted(self._new_keys.items()):
                 for a in range(0, len(held), _KEY_BATCH):
-                    cur.execute(insert, (part, json.dumps(held[a : a + _KEY_BATCH].tolist())))
+                    cur.execute(insert, (part, _json_ints(held[a : a + _KEY_BATCH])))
         finally:
             cur.close()
         self._new_keys = {}

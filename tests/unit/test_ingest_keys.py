@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mmsq.adapters.sql_ingest_session import _segment_order, _stable_order_by
+from mmsq.adapters.sql_ingest_session import _json_ints, _segment_order, _stable_order_by
 from mmsq.ingest import _event_keys
 from mmsq.text_hash import hash_text
 
@@ -90,3 +92,11 @@ def test_hash_text_is_pandas_hash_array() -> None:
         hash_text(part), pd.util.hash_array(pd.Series(part.to_pylist(), dtype="string").array)
     )
     assert hash_text(pd.Series([], dtype="string")).size == 0
+
+
+def test_json_ints_is_json_of_the_values() -> None:
+    rng = np.random.default_rng(11)
+    values = rng.integers(-(2**63), 2**63 - 1, 5000, dtype=np.int64)
+    values[:3] = [-(2**63), 2**63 - 1, 0]
+    assert json.loads(_json_ints(values)) == values.tolist()
+    assert json.loads(_json_ints(values[:0])) == []
