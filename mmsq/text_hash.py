@@ -5,15 +5,17 @@ with SipHash-2-4 (key ``"0123456789123456"``), then mixes the 64 bits (splitmix6
 already holds the UTF-8 bytes, so here SipHash runs over them in numpy, all rows of one
 length at a time, in blocks of rows that stay in the CPU cache (numpy releases the GIL, so
 another thread can run meanwhile). The result is the same, value for value: a unit test holds
-it to pandas' own.
+it to pandas' own. The bytes are reached through pandas' Arrow protocol: the core imports
+no I/O library, pyarrow included.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
 
 __all__ = ["hash_text"]
 
@@ -98,11 +100,21 @@ def _padded(text: npt.NDArray[np.uint8], length: int) -> _U64:
     return padded.view("<u8")
 
 
-def hash_text(values: pd.Series | pa.Array | pa.ChunkedArray) -> _U64:
-    """``pd.util.hash_array`` of a text column (missing values included), as uint64."""
-    arr = pa.array(values, type=pa.large_string(), from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
+def _large_strings(values: pd.Series) -> Any:
+    """The column as one Arrow array of large strings (what pandas' Arrow-backed ``string``
+    dtype holds already), through the ``__arrow_array__`` protocol of its pandas array."""
+    text: Any = values.astype("string").array  # a pandas StringArray: it speaks Arrow
+    arr = text.__arrow_array__()
+    if hasattr(arr, "combine_chunks"):
         arr = arr.combine_chunks()
+    if str(arr.type) != "large_string":
+        arr = arr.cast("large_string")
+    return arr
+
+
+def hash_text(values: pd.Series) -> _U64:
+    """``pd.util.hash_array`` of a text column (missing values included), as uint64."""
+    arr = _large_strings(values)
     n = len(arr)
     out = np.empty(n, dtype=np.uint64)
     if not n:

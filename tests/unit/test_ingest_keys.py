@@ -87,10 +87,13 @@ def test_hash_text_is_pandas_hash_array() -> None:
     same_length = pd.Series([f"+86138{v:08d}" for v in rng.integers(0, 10**8, 50000)])
     same_length = same_length.astype("string")
     assert np.array_equal(hash_text(same_length), pd.util.hash_array(same_length.array))
-    part = pa.array(texts, type=pa.large_string())[17:2500]
+    part = pa.array(texts, type=pa.large_string())[17:2500]  # an array with an offset
     assert np.array_equal(
-        hash_text(part), pd.util.hash_array(pd.Series(part.to_pylist(), dtype="string").array)
+        hash_text(pd.Series(pd.arrays.ArrowStringArray(part))),
+        pd.util.hash_array(pd.Series(part.to_pylist(), dtype="string").array),
     )
+    python_storage = pd.Series(texts, dtype=pd.StringDtype("python"))
+    assert np.array_equal(hash_text(python_storage), pd.util.hash_array(column.array))
     assert hash_text(pd.Series([], dtype="string")).size == 0
 
 
