@@ -74,14 +74,20 @@ def _counts(
     notify_ok: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.int32]:
     """Rows of ``COUNT_COLUMNS`` per group id."""
-    out = np.zeros((groups, len(COUNT_COLUMNS)), dtype=np.int32)
+    width = len(COUNT_COLUMNS)
+    out = np.zeros((groups, width), dtype=np.int32)
     out[:, 0] = np.bincount(gid, minlength=groups)
     out[:, 1] = np.bincount(gid[final], minlength=groups)
-    by_cause = np.bincount(gid * _N_CAUSES + cause, minlength=groups * _N_CAUSES)
-    by_cause = by_cause.reshape(groups, _N_CAUSES)
-    out[:, 2] = by_cause[:, _DELIVERED]
+    # The (group, cause) pairs that occur, counted by one sort and written straight into
+    # their cells: a bincount over every possible pair made an int64 array of groups x
+    # causes (about 110 MB for 1.5M subscribers), fresh pages the kernel had to zero.
+    pairs = np.sort(np.asarray(gid, dtype=np.int64) * _N_CAUSES + cause)
+    if len(pairs):
+        starts = np.flatnonzero(np.r_[True, pairs[1:] != pairs[:-1]])
+        group, cause_of = np.divmod(pairs[starts], _N_CAUSES)
+        out.reshape(-1)[group * width + 4 + cause_of] = np.diff(np.r_[starts, len(pairs)])
+    out[:, 2] = out[:, 4 + _DELIVERED]
     out[:, 3] = np.bincount(gid[notify_ok & (cause == _NOT_FETCHED)], minlength=groups)
-    out[:, 4:] = by_cause
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -250,10 +251,23 @@ def _without_numpy_huge_pages() -> None:
         setter(False)
 
 
+def _arrow_on_jemalloc() -> None:
+    """Arrow's buffers from its jemalloc pool instead of the wheel's default (mimalloc): an
+    ingest allocates and frees Arrow columns of tens of MiB chunk after chunk, and jemalloc
+    reuses the freed pages where mimalloc's come back fresh from the kernel, to be zeroed
+    again. A province-day: about 1 s less CPU (mostly system time) and about 80 MiB less
+    peak RSS (docs/performance.md). Where pyarrow lacks jemalloc, nothing changes."""
+    import pyarrow as pa
+
+    with contextlib.suppress(NotImplementedError):
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
 def run_ingest(settings: Settings, paths: list[Path], as_json: bool) -> dict[str, Any]:
     from mmsq.adapters.cdr_csv import CdrFileReader
 
     _without_numpy_huge_pages()
+    _arrow_on_jemalloc()
 
     files = _expand(paths)
     readers = [CdrFileReader(f, settings.ingest.chunk_bytes) for f in files]

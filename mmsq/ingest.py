@@ -10,7 +10,7 @@ import contextlib
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from queue import Empty, Full, Queue
@@ -29,6 +29,7 @@ from mmsq.msisdn import MsisdnNormaliser
 from mmsq.ports import Clock, EventStore, IngestWriter, RawChunk, ReportReader, StoredChunk
 from mmsq.text_columns import epoch_seconds as _epoch_seconds
 from mmsq.text_columns import parse_times as _parse_times
+from mmsq.text_hash import hash_text
 
 __all__ = [
     "AGGREGATE_COUNTS",
@@ -487,14 +488,15 @@ class IngestService:
         )
         days = pd.Categorical(local_days)
         categories = np.asarray(days.categories, dtype="datetime64[D]").astype(str)
-        out["day"] = categories[days.codes]
+        # Categorical: the few day texts are not made once per row, nor hashed again.
+        out["day"] = pd.Categorical.from_codes(days.codes, categories=pd.Index(categories))
         out["event_key"] = _event_keys(
             out["msisdn"],
             out["message_id"],
             out["status_source"],
             _casefold(out["status_code"]),
             out["done_ts"].fillna(-1),
-            distinct=1,
+            distinct=(0, 1),
         )
         return out
 
@@ -547,19 +549,20 @@ class IngestService:
         return pd.Series(pd.arrays.IntegerArray(values, values < 0), index=notify.index)
 
 
-def _event_keys(*columns: pd.Series, distinct: int) -> npt.NDArray[np.int64]:
+def _event_keys(*columns: pd.Series, distinct: Collection[int]) -> npt.NDArray[np.int64]:
     """The identity of each row: ``pd.util.hash_pandas_object`` of a frame of ``columns``
     (without the index), as int64, as event keys have always been made.
 
-    Computed column by column: pandas first makes text columns categorical and hashes the
-    distinct values, which for column ``distinct`` (message ids, all different) is wasted
-    work, so that one is hashed value by value, which gives the same hashes when it holds
-    no missing value. The per-column hashes are folded as pandas folds them (CPython's
-    tuple hash); a unit test holds the result to pandas' own."""
+    Computed column by column. pandas hashes a text column by its distinct values, each
+    made a Python string first: right for the few codes of a status column, wasted work for
+    the columns at positions ``distinct`` (MSISDNs, message ids: nearly all different), which
+    are hashed row by row from Arrow's bytes instead (``hash_text``, the same hashes). The
+    per-column hashes are folded as pandas folds them (CPython's tuple hash); a unit test
+    holds the result to pandas' own."""
     hashes: list[npt.NDArray[np.uint64]] = []
     for i, col in enumerate(columns):
-        if i == distinct and col.dtype == "string" and not col.hasnans:
-            hashes.append(pd.util.hash_array(col.to_numpy(dtype=object), categorize=False))
+        if i in distinct and isinstance(col.dtype, pd.StringDtype):
+            hashes.append(hash_text(col))
         else:
             hashes.append(pd.util.hash_array(col.array))
     mult = np.uint64(1000003)

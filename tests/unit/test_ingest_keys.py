@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from mmsq.adapters.sql_ingest_session import _segment_order, _stable_order_by
+from mmsq.adapters.sql_ingest_session import _json_ints, _segment_order, _stable_order_by
 from mmsq.ingest import _event_keys
+from mmsq.text_hash import hash_text
 
 
 def _frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -26,7 +30,7 @@ def _frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
 def test_event_keys_are_pandas_row_hashes(n: int) -> None:
     frame = _frame(np.random.default_rng(n), n)
     expected = pd.util.hash_pandas_object(frame, index=False).to_numpy().view(np.int64)
-    got = _event_keys(*(frame[c] for c in frame.columns), distinct=1)
+    got = _event_keys(*(frame[c] for c in frame.columns), distinct=(0, 1))
     assert np.array_equal(got, expected)
 
 
@@ -34,7 +38,9 @@ def test_event_keys_with_missing_distinct_values() -> None:
     frame = _frame(np.random.default_rng(3), 100)
     frame.loc[5, "i"] = pd.NA
     expected = pd.util.hash_pandas_object(frame, index=False).to_numpy().view(np.int64)
-    assert np.array_equal(_event_keys(*(frame[c] for c in frame.columns), distinct=1), expected)
+    assert np.array_equal(
+        _event_keys(*(frame[c] for c in frame.columns), distinct=(0, 1)), expected
+    )
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -69,3 +75,31 @@ def test_stable_order_by_many_days() -> None:
     day = np.array([0, 1000, 0], dtype=np.int32)
     part = np.array([5, 3, 1])
     assert np.array_equal(_stable_order_by(day, part, 64), np.lexsort((part, day)))
+
+
+def test_hash_text_is_pandas_hash_array() -> None:
+    rng = np.random.default_rng(7)
+    letters = list("abcß€x😀 ,0")
+    texts = ["".join(rng.choice(letters, int(rng.integers(0, 30)))) for _ in range(3000)]
+    texts += ["x" * k for k in range(40)] + [None, ""]
+    column = pd.Series(texts, dtype="string")
+    assert np.array_equal(hash_text(column), pd.util.hash_array(column.array))
+    same_length = pd.Series([f"+86138{v:08d}" for v in rng.integers(0, 10**8, 50000)])
+    same_length = same_length.astype("string")
+    assert np.array_equal(hash_text(same_length), pd.util.hash_array(same_length.array))
+    part = pa.array(texts, type=pa.large_string())[17:2500]  # an array with an offset
+    assert np.array_equal(
+        hash_text(pd.Series(pd.arrays.ArrowStringArray(part))),
+        pd.util.hash_array(pd.Series(part.to_pylist(), dtype="string").array),
+    )
+    python_storage = pd.Series(texts, dtype=pd.StringDtype("python"))
+    assert np.array_equal(hash_text(python_storage), pd.util.hash_array(column.array))
+    assert hash_text(pd.Series([], dtype="string")).size == 0
+
+
+def test_json_ints_is_json_of_the_values() -> None:
+    rng = np.random.default_rng(11)
+    values = rng.integers(-(2**63), 2**63 - 1, 5000, dtype=np.int64)
+    values[:3] = [-(2**63), 2**63 - 1, 0]
+    assert json.loads(_json_ints(values)) == values.tolist()
+    assert json.loads(_json_ints(values[:0])) == []
