@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2 as httpx
 
 from tests.e2e.test_cli import run
+
+
+@contextlib.contextmanager
+def api_server(tmp_path: Path, **settings: str) -> Iterator[int]:
+    """`mmsq api` on a free port in ``tmp_path`` (``settings``: MMSQ_ variables); its port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMSQ_")}
+    env.update({"MMSQ_LOG__FORMAT": "json", **settings})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmsq", "api", "--host", "127.0.0.1", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        port = None
+        deadline = time.monotonic() + 60
+        while port is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                break
+            if m := re.search(r"running on http://127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
+        assert port, "mmsq api did not start"
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
 
 
 def test_agents_add_list_revoke(tmp_path: Path) -> None:
@@ -44,27 +78,7 @@ def test_mmsq_api_serves_the_agent_api(tmp_path: Path) -> None:
     )
     imported = run(["subscriptions", "import", "--source", "boss", "boss.csv"], tmp_path)
     assert imported.returncode == 0, imported.stderr
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MMSQ_")}
-    env.update({"MMSQ_LOG__FORMAT": "json"})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mmsq", "api", "--host", "127.0.0.1", "--port", "0"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        port = None
-        deadline = time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line and proc.poll() is not None:
-                break
-            if m := re.search(r"running on http://127\.0\.0\.1:(\d+)", line):
-                port = int(m.group(1))
-        assert port, "mmsq api did not start"
+    with api_server(tmp_path) as port:
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
             d = c.get("/v1/subscribers/13800138000/diagnosis", headers=auth)
@@ -80,45 +94,18 @@ def test_mmsq_api_serves_the_agent_api(tmp_path: Path) -> None:
             assert r.json()["status"] == "queued"  # in the MM7 outbox, for the daemon to send
             doc = c.get("/v1/openapi.json").json()
             assert doc["servers"] == [{"url": "/v1"}]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 def test_mmsq_api_workers_share_the_rate_limit(tmp_path: Path) -> None:
     """Two worker processes behind one socket: a token gets its burst once, not per worker."""
     assert run(["db", "upgrade"], tmp_path).returncode == 0
     token = run(["agents", "add", "li.wei"], tmp_path).stdout.strip()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MMSQ_")}
-    env.update(
-        {
-            "MMSQ_LOG__FORMAT": "json",
-            "MMSQ_API__WORKERS": "2",
-            "MMSQ_API__RATE_LIMIT_BURST": "6",
-            "MMSQ_API__RATE_LIMIT_PER_MINUTE": "1",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mmsq", "api", "--host", "127.0.0.1", "--port", "0"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        port = None
-        deadline = time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line and proc.poll() is not None:
-                break
-            if m := re.search(r"running on http://127\.0\.0\.1:(\d+)", line):
-                port = int(m.group(1))
-        assert port, "mmsq api did not start"
+    with api_server(
+        tmp_path,
+        MMSQ_API__WORKERS="2",
+        MMSQ_API__RATE_LIMIT_BURST="6",
+        MMSQ_API__RATE_LIMIT_PER_MINUTE="1",
+    ) as port:
         auth = {"Authorization": f"Bearer {token}"}
         url = f"http://127.0.0.1:{port}/v1/subscribers/13800138000/diagnosis"
         statuses: list[int] = []
@@ -137,8 +124,3 @@ def test_mmsq_api_workers_share_the_rate_limit(tmp_path: Path) -> None:
         assert statuses[:6] == [200] * 6
         assert set(statuses[6:]) == {429}
         assert (tmp_path / "var" / "api-rate-limits.bin").is_file()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr:
-            proc.stderr.close()
