@@ -81,8 +81,17 @@ def encode_recent(table: pa.Table) -> tuple[bytes, int]:
 
 
 def decode_recent(data: bytes, raw_size: int) -> pa.Table:
+    return _open_block(data, raw_size).read_all()
+
+
+#: Blocks are small: decoded on the calling thread (for a look-up, Arrow's thread pool costs
+#: more than the work: twice the decoding time).
+_SMALL_READ = pa.ipc.IpcReadOptions(use_threads=False)
+
+
+def _open_block(data: bytes, raw_size: int) -> pa.ipc.RecordBatchStreamReader:
     raw = _LZ4.decompress(data, decompressed_size=raw_size)
-    return pa.ipc.open_stream(raw).read_all()
+    return pa.ipc.open_stream(raw, options=_SMALL_READ)
 
 
 def _as_recent(table: pa.Table) -> pa.Table:
@@ -208,17 +217,6 @@ def _fetch_blocks(conn: Connection, part: int, skip: int) -> list[_Block]:
     return blocks
 
 
-#: A look-up decodes small blocks: on the calling thread (Arrow's thread pool costs more than
-#: the work, twice the decoding time).
-_SMALL_READ = pa.ipc.IpcReadOptions(use_threads=False)
-
-
-def _decode_batches(data: bytes, raw_size: int) -> list[pa.RecordBatch]:
-    """A block's record batches (each sorted by MSISDN, as the block is)."""
-    raw = _LZ4.decompress(data, decompressed_size=raw_size)
-    return list(pa.ipc.open_stream(raw, options=_SMALL_READ))
-
-
 def _rows_of(batch: pa.RecordBatch, msisdn: int) -> pa.RecordBatch | None:
     """The subscriber's rows of a batch (sorted by MSISDN), or None."""
     m = batch.column(_MSISDN).to_numpy()
@@ -272,7 +270,7 @@ def read_recent(
         for b in blocks:
             if b.ts_max < cutoff or (len(found_ts) >= limit and found_ts[limit - 1] > b.ts_max):
                 return _newest(hits, cutoff, limit), cutoff  # nothing older is among them
-            for batch in _decode_batches(b.data, b.raw_size):
+            for batch in _open_block(b.data, b.raw_size):  # each sorted by MSISDN
                 hit = _rows_of(batch, msisdn)
                 if hit is not None:
                     hits.append(hit)

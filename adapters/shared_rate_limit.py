@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 
 from mmsq.ports import Clock
-from mmsq.rate_limit import RateVerdict
+from mmsq.rate_limit import RateVerdict, take_token
 
 __all__ = ["SharedRateLimiter"]
 
@@ -81,12 +81,9 @@ class SharedRateLimiter:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 offset, tokens, at = self._slot(h, now)
-                tokens = min(self._burst, tokens + max(0.0, now - at) * self._rate)
-                if tokens >= 1.0:
-                    _SLOT.pack_into(self._map, offset, h, tokens - 1.0, now)
-                    return RateVerdict(True, 0.0, int(tokens - 1.0))
+                tokens, verdict = take_token(tokens, at, now, self._rate, self._burst)
                 _SLOT.pack_into(self._map, offset, h, tokens, now)
-                return RateVerdict(False, (1.0 - tokens) / self._rate, 0)
+                return verdict
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import json
@@ -1522,16 +1521,10 @@ def serve_api(
     if n == 1:
         uvicorn.run(served, **common)
         return
-    asyncio.run(_close_lifespan(served))
+    served.state.close()
     if _state.config is not None:  # the workers read the same file
         os.environ[CONFIG_ENV] = str(_state.config.resolve())
     uvicorn.run("mmsq.bootstrap:api_server_app", factory=True, workers=n, **common)
-
-
-async def _close_lifespan(app: Any) -> None:
-    """Run ``app``'s lifespan start and end (it owns what was built for it)."""
-    async with app.router.lifespan_context(app):
-        pass
 
 
 # -- outreach --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from mmsq.ports import Clock
 
-__all__ = ["RateLimiter", "RateLimits", "RateVerdict"]
+__all__ = ["RateLimiter", "RateLimits", "RateVerdict", "take_token"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,17 @@ class RateVerdict:
     allowed: bool
     retry_after_s: float = 0.0
     remaining: int = 0
+
+
+def take_token(
+    tokens: float, at: float, now: float, rate_per_s: float, burst: float
+) -> tuple[float, RateVerdict]:
+    """One check of a token bucket that held ``tokens`` at ``at``: what it holds at ``now``
+    (after refilling and taking one token if there is one), and the verdict."""
+    tokens = min(burst, tokens + max(0.0, now - at) * rate_per_s)
+    if tokens >= 1.0:
+        return tokens - 1.0, RateVerdict(True, 0.0, int(tokens - 1.0))
+    return tokens, RateVerdict(False, (1.0 - tokens) / rate_per_s, 0)
 
 
 class RateLimits(Protocol):
@@ -46,9 +57,6 @@ class RateLimiter:
         now = self._clock.now().timestamp()
         with self._lock:
             tokens, at = self._buckets.get(key, (self._burst, now))
-            tokens = min(self._burst, tokens + max(0.0, now - at) * self._rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return RateVerdict(True, 0.0, int(tokens - 1.0))
+            tokens, verdict = take_token(tokens, at, now, self._rate, self._burst)
             self._buckets[key] = (tokens, now)
-            return RateVerdict(False, (1.0 - tokens) / self._rate, 0)
+            return verdict

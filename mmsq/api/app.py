@@ -88,8 +88,14 @@ class _ThreadLimit:
 
 
 def serve_app(api: FastAPI, on_close: Callable[[], object] | None = None) -> FastAPI:
-    """``api`` mounted under ``/v1``, closing its audit writer when the server stops, then
-    calling ``on_close`` (the owner of the services closes them there)."""
+    """``api`` mounted under ``/v1``. When the server stops (or whoever built it without
+    serving it calls ``app.state.close()``), the audit writer is closed, then ``on_close``
+    is called (the owner of the services closes them there)."""
+
+    def close() -> None:
+        api.state.audit_writer.close()
+        if on_close is not None:
+            on_close()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -97,11 +103,10 @@ def serve_app(api: FastAPI, on_close: Callable[[], object] | None = None) -> Fas
         try:
             yield
         finally:
-            api.state.audit_writer.close()
-            if on_close is not None:
-                on_close()
+            close()
 
     outer = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    outer.state.close = close
     outer.mount(PREFIX, api)
     return outer
 
