@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mmsq.adapters.sql_api_schema import api_agents, api_audit, api_resends
-from mmsq.adapters.sql_store import SqlStore, read_engine
+from mmsq.adapters.sql_read_scope import read_connection, read_engine
+from mmsq.adapters.sql_store import SqlStore
 from mmsq.agents import Agent, AgentExistsError, AgentNotFoundError, Role
 from mmsq.audit import AuditEntry, AuditPage, AuditQuery
 from mmsq.diagnosis import DeliveryRecord, StoredDevice
@@ -232,7 +233,7 @@ class SqlApiStore:
         return _resend(row) if row else None
 
     def resends_for(self, msisdn: str, limit: int) -> Sequence[Resend]:
-        with self._auto.connect() as conn:
+        with read_connection(self._auto) as conn:
             rows = conn.execute(self._q_resends_for, {"msisdn": msisdn, "limit": limit})
             return [_resend(r) for r in rows]
 

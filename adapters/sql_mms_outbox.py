@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from mmsq.adapters.sql_mms_outbox_schema import mms_outbox, mms_outbox_unmatched
+from mmsq.adapters.sql_read_scope import read_connection
 from mmsq.mms_outbox_model import (
     NewOutboxItem,
     OutboxItem,
@@ -134,7 +135,7 @@ class SqlMmsOutboxStore:
         query = sa.select(mms_outbox).where(mms_outbox.c.reference == reference)
         if kind is not None:
             query = query.where(mms_outbox.c.kind == kind.value)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:  # in a diagnosis, its connection
             rows = conn.execute(query.order_by(mms_outbox.c.id)).mappings().all()
         return [_item(r) for r in rows]
 

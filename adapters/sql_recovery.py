@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from mmsq.adapters.sql_read_scope import read_connection
 from mmsq.adapters.sql_scoring_schema import (
     blacklist,
     recovery_states,
@@ -428,12 +429,12 @@ class SqlRecoveryStore:
     def state_for(self, msisdn: str) -> dict[str, Any] | None:
         """One subscriber's state row as plain values (no frame: an agent's diagnosis reads
         this per request), or None while the subscriber is ``active``."""
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             row = conn.execute(_STATE_FOR, {"msisdn": msisdn}).first()
         return None if row is None else {"msisdn": msisdn, **row._mapping}
 
     def recent_transitions(self, msisdn: str, limit: int) -> list[dict[str, Any]]:
         """One subscriber's latest transitions, newest first (``at_ts`` in UTC seconds)."""
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = conn.execute(_RECENT_TRANSITIONS, {"msisdn": msisdn, "limit": limit})
             return [dict(r._mapping) for r in rows]

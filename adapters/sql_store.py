@@ -42,12 +42,13 @@ from mmsq.adapters.sql_event_schema import (
     event_segments,
 )
 from mmsq.adapters.sql_ingest_session import SqlIngestSession
+from mmsq.adapters.sql_read_scope import read_connection
 from mmsq.adapters.sql_schema import ingest_batches, quarantine
 from mmsq.domain import QuarantinedRecord
 from mmsq.ingest import AGGREGATE_COUNTS
 from mmsq.ports import StoredChunk
 
-__all__ = ["SchemaNotCurrentError", "SqlStore", "create_engine_for", "read_engine"]
+__all__ = ["SchemaNotCurrentError", "SqlStore", "create_engine_for"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _EPOCH = date(1970, 1, 1)
@@ -80,16 +81,6 @@ def create_engine_for(url: str, echo: bool = False, **pool: Any) -> Engine:
 
 #: Built once (a diagnosis reads it per request).
 _DEVICE_BLOCK = sa.select(device_blocks.c.data).where(device_blocks.c.part == sa.bindparam("part"))
-
-
-def read_engine(engine: Engine) -> Engine:
-    """The engine for per-request single-statement reads (an agent's look-ups): autocommit on
-    PostgreSQL, which saves the BEGIN and ROLLBACK round trips of each; on SQLite the engine
-    itself (the driver starts no transaction for a SELECT, and switching the isolation level
-    would cost a PRAGMA at every checkout and checkin)."""
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
-    return engine
 
 
 class SqlStore:
@@ -233,7 +224,7 @@ class SqlStore:
         if not digits.isdigit() or limit <= 0:
             return []
         m = int(digits)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows: list[dict[str, Any]]
             rows, cutoff = read_recent(conn, m, limit)
             if len(rows) < limit:
@@ -388,7 +379,7 @@ class SqlStore:
         if not digits.isdigit():
             return None
         m = int(digits)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             data = conn.execute(_DEVICE_BLOCK, {"part": m % DEVICE_PARTS}).scalar_one_or_none()
         if data is None:
             return None

@@ -726,7 +726,7 @@ def build_api_services(
     queued in ``outbox`` (the MM7 outbox; whoever built it dispatches it); per-token limits
     from ``rate_limiter`` (default: kept in this process). Raises RulesError."""
     from mmsq.adapters.sql_api import SqlApiStore
-    from mmsq.adapters.sql_store import read_engine
+    from mmsq.adapters.sql_read_scope import SqlReadScope, read_engine
     from mmsq.agents import AgentService
     from mmsq.api.services import ApiServices
     from mmsq.complaint_cases import load_complaint_cases
@@ -775,6 +775,7 @@ def build_api_services(
             resends=resends,
             cases=cases,
             deliveries_shown=api.deliveries_shown,
+            reads=SqlReadScope(engine),
         ),
         audit=store,
         subscription_events=SubscriptionEventService(subscription_store, normaliser, clock),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -38,6 +39,7 @@ __all__ = [
     "DeviceProfiles",
     "Diagnosis",
     "DiagnosisService",
+    "ReadScope",
     "RecentResends",
     "RecoveryReader",
     "RemedyRecord",
@@ -117,6 +119,13 @@ class RemedyRecord:
     sent_at: datetime
     outcome: str | None = None
     detail: str | None = None
+
+
+class ReadScope(Protocol):
+    def __call__(self) -> AbstractContextManager[object]:
+        """A block in which the look-ups of one diagnosis share what they can (a database
+        connection): they are read one after another, each as it would be alone."""
+        ...
 
 
 class DeliveryHistory(Protocol):
@@ -244,6 +253,7 @@ class DiagnosisService:
         cases: ComplaintCases,
         deliveries_shown: int = 10,
         transitions_shown: int = 20,
+        reads: ReadScope = nullcontext,
     ) -> None:
         self._subscriptions = subscriptions
         self._history = history
@@ -253,9 +263,14 @@ class DiagnosisService:
         self._cases = cases
         self._limit = deliveries_shown
         self._transitions = transitions_shown
+        self._reads = reads
 
     def diagnose(self, msisdn: str) -> Diagnosis:
         """Everything an agent needs about one E.164 MSISDN, with the next step."""
+        with self._reads():
+            return self._diagnose(msisdn)
+
+    def _diagnose(self, msisdn: str) -> Diagnosis:
         views = self._subscriptions.subscriptions(msisdn)
         view = preferred(views)
         deliveries = self._history.last_deliveries(msisdn, self._limit)
