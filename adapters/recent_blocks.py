@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mmsq.adapters.event_blocks import EVENT_SCHEMA
+from mmsq.adapters.sql_read_scope import prefetched
 from mmsq.adapters.sql_recent_schema import recent_event_blocks
 
 __all__ = [
@@ -195,26 +196,30 @@ _PG_SQL: dict[str, str] = {}
 
 
 def _fetch_blocks(conn: Connection, part: int, skip: int) -> list[_Block]:
-    """``_NEWEST_BLOCKS``, newest first. On PostgreSQL through the driver in binary format:
-    bytea comes as bytes instead of hex text twice its size, which the server encodes and the
-    client decodes (about 0.2 ms of CPU each per look-up, 120 KB of blocks at 1.5M subscribers).
-    """
+    """``_NEWEST_BLOCKS``, newest first: fetched ahead by the enclosing read scope, or read
+    now. On PostgreSQL through the driver in binary format: bytea comes as bytes instead of
+    hex text twice its size, which the server encodes and the client decodes (about 0.2 ms of
+    CPU each per look-up, 120 KB of blocks at 1.5M subscribers)."""
     params = {"part": part, "n": _FIRST_BLOCKS, "skip": skip}
-    rows: list[Any]
-    if conn.dialect.name == "postgresql":
-        sql = _PG_SQL.get(conn.dialect.driver)
-        if sql is None:
-            sql = _PG_SQL[conn.dialect.driver] = str(_NEWEST_BLOCKS.compile(dialect=conn.dialect))
-        cur: Any = conn.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
-        try:
-            rows = cur.execute(sql, params, prepare=True).fetchall()
-        finally:
-            cur.close()
-    else:
-        rows = list(conn.execute(_NEWEST_BLOCKS, params))
+    rows = prefetched(conn, _NEWEST_BLOCKS, params)
+    if rows is None:
+        rows = _read_blocks(conn, params)
     blocks = [_Block(*r) for r in rows]
     blocks.sort(key=lambda b: (b.ts_max, b.gen), reverse=True)
     return blocks
+
+
+def _read_blocks(conn: Connection, params: dict[str, int]) -> list[Any]:
+    if conn.dialect.name != "postgresql":
+        return list(conn.execute(_NEWEST_BLOCKS, params))
+    sql = _PG_SQL.get(conn.dialect.driver)
+    if sql is None:
+        sql = _PG_SQL[conn.dialect.driver] = str(_NEWEST_BLOCKS.compile(dialect=conn.dialect))
+    cur: Any = conn.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
+    try:
+        return list(cur.execute(sql, params, prepare=True).fetchall())
+    finally:
+        cur.close()
 
 
 def _rows_of(batch: pa.RecordBatch, msisdn: int) -> pa.RecordBatch | None:

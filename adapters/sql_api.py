@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mmsq.adapters.sql_api_schema import api_agents, api_audit, api_resends
-from mmsq.adapters.sql_read_scope import read_connection, read_engine
+from mmsq.adapters.sql_read_scope import read_connection, read_engine, read_rows
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.agents import Agent, AgentExistsError, AgentNotFoundError, Role
 from mmsq.audit import AuditEntry, AuditPage, AuditQuery
@@ -50,6 +50,15 @@ def _agent(row: Any) -> Agent:
     )
 
 
+#: A subscriber's latest resends (a diagnosis reads it per request).
+_RESENDS_FOR = (
+    sa.select(api_resends)
+    .where(api_resends.c.msisdn == sa.bindparam("msisdn"))
+    .order_by(api_resends.c.created_at.desc())
+    .limit(sa.bindparam("limit"))
+)
+
+
 def _resend(row: Any) -> Resend:
     return Resend(
         id=row.id,
@@ -79,13 +88,6 @@ class SqlApiStore:
         # The event store's look-ups (recent events, device) are such reads too.
         self._auto = read_engine(engine)
         self.events = events or SqlStore(self._auto)
-        m: sa.BindParameter[str] = sa.bindparam("msisdn")
-        self._q_resends_for = (
-            sa.select(api_resends)
-            .where(api_resends.c.msisdn == m)
-            .order_by(api_resends.c.created_at.desc())
-            .limit(sa.bindparam("limit"))
-        )
 
     # -- AgentStore ------------------------------------------------------------------------
 
@@ -234,8 +236,8 @@ class SqlApiStore:
 
     def resends_for(self, msisdn: str, limit: int) -> Sequence[Resend]:
         with read_connection(self._auto) as conn:
-            rows = conn.execute(self._q_resends_for, {"msisdn": msisdn, "limit": limit})
-            return [_resend(r) for r in rows]
+            rows = read_rows(conn, _RESENDS_FOR, {"msisdn": msisdn, "limit": limit})
+        return [_resend(r) for r in rows]
 
     # -- DeliveryHistory, DeviceStore, EditionSource (through the event store) ----------
 

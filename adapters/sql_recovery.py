@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from mmsq.adapters.sql_read_scope import read_connection
+from mmsq.adapters.sql_read_scope import read_connection, read_rows
 from mmsq.adapters.sql_scoring_schema import (
     blacklist,
     recovery_states,
@@ -430,11 +430,11 @@ class SqlRecoveryStore:
         """One subscriber's state row as plain values (no frame: an agent's diagnosis reads
         this per request), or None while the subscriber is ``active``."""
         with read_connection(self.engine) as conn:
-            row = conn.execute(_STATE_FOR, {"msisdn": msisdn}).first()
-        return None if row is None else {"msisdn": msisdn, **row._mapping}
+            rows = read_rows(conn, _STATE_FOR, {"msisdn": msisdn})
+        return {"msisdn": msisdn, **rows[0]._mapping} if rows else None
 
     def recent_transitions(self, msisdn: str, limit: int) -> list[dict[str, Any]]:
         """One subscriber's latest transitions, newest first (``at_ts`` in UTC seconds)."""
         with read_connection(self.engine) as conn:
-            rows = conn.execute(_RECENT_TRANSITIONS, {"msisdn": msisdn, "limit": limit})
-            return [dict(r._mapping) for r in rows]
+            rows = read_rows(conn, _RECENT_TRANSITIONS, {"msisdn": msisdn, "limit": limit})
+        return [dict(r._mapping) for r in rows]

@@ -42,7 +42,7 @@ from mmsq.adapters.sql_event_schema import (
     event_segments,
 )
 from mmsq.adapters.sql_ingest_session import SqlIngestSession
-from mmsq.adapters.sql_read_scope import read_connection
+from mmsq.adapters.sql_read_scope import read_connection, read_rows
 from mmsq.adapters.sql_schema import ingest_batches, quarantine
 from mmsq.domain import QuarantinedRecord
 from mmsq.ingest import AGGREGATE_COUNTS
@@ -380,7 +380,8 @@ class SqlStore:
             return None
         m = int(digits)
         with read_connection(self.engine) as conn:
-            data = conn.execute(_DEVICE_BLOCK, {"part": m % DEVICE_PARTS}).scalar_one_or_none()
+            rows = read_rows(conn, _DEVICE_BLOCK, {"part": m % DEVICE_PARTS})
+        data = rows[0][0] if rows else None
         if data is None:
             return None
         table = decode(data)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mmsq.adapters.sql_bulk import SqlBulkLoad
 from mmsq.adapters.sql_bulk import frame_rows as _rows
-from mmsq.adapters.sql_read_scope import read_connection
+from mmsq.adapters.sql_read_scope import read_connection, read_rows
 from mmsq.adapters.sql_store import SqlStore
 from mmsq.adapters.sql_subscriptions_schema import (
     reconcile_runs,
@@ -198,7 +198,7 @@ class SqlSubscriptionStore(SqlBulkLoad, SqlStore):  # type: ignore[misc]
         """Every stored (MSISDN, product) of one E.164 MSISDN, by product (one indexed read:
         the key starts with the MSISDN)."""
         with read_connection(self.engine) as conn:
-            rows = conn.execute(_SUBSCRIPTIONS_OF, {"msisdn": msisdn}).all()
+            rows = read_rows(conn, _SUBSCRIPTIONS_OF, {"msisdn": msisdn})
         out = []
         for row in rows:
             r = row._mapping

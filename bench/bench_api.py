@@ -243,7 +243,7 @@ def make_app() -> Any:
 
     url = os.environ["BENCH_API_URL"]
     limits = os.environ.get("BENCH_API_LIMITS")
-    threads = ApiSettings().threads
+    threads = int(os.environ.get("BENCH_API_THREADS", ApiSettings().threads))
     engine = create_engine_for(url, pool_size=threads + 2, max_overflow=4)
     api_settings = ApiSettings(rate_limit_per_minute=10_000_000, rate_limit_burst=1_000_000)
     settings = Settings(api=api_settings)

@@ -726,11 +726,12 @@ def build_api_services(
     queued in ``outbox`` (the MM7 outbox; whoever built it dispatches it); per-token limits
     from ``rate_limiter`` (default: kept in this process). Raises RulesError."""
     from mmsq.adapters.sql_api import SqlApiStore
-    from mmsq.adapters.sql_read_scope import SqlReadScope, read_engine
+    from mmsq.adapters.sql_diagnosis_reads import diagnosis_read_scope
+    from mmsq.adapters.sql_read_scope import read_engine
     from mmsq.agents import AgentService
     from mmsq.api.services import ApiServices
     from mmsq.complaint_cases import load_complaint_cases
-    from mmsq.diagnosis import DeviceProfiles, DiagnosisService
+    from mmsq.diagnosis import RESENDS_SHOWN, TRANSITIONS_SHOWN, DeviceProfiles, DiagnosisService
     from mmsq.rate_limit import RateLimiter
     from mmsq.resend import RecoverySuspension, ResendService
     from mmsq.subscription_lookup import StoreSubscriptions
@@ -775,7 +776,10 @@ def build_api_services(
             resends=resends,
             cases=cases,
             deliveries_shown=api.deliveries_shown,
-            reads=SqlReadScope(engine),
+            transitions_shown=TRANSITIONS_SHOWN,
+            reads=diagnosis_read_scope(
+                engine, transitions=TRANSITIONS_SHOWN, resends=RESENDS_SHOWN
+            ),
         ),
         audit=store,
         subscription_events=SubscriptionEventService(subscription_store, normaliser, clock),

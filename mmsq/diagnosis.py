@@ -31,6 +31,8 @@ from mmsq.subscription_lookup import SubscriptionLookup, SubscriptionView, prefe
 from mmsq.verdicts import Verdict
 
 __all__ = [
+    "RESENDS_SHOWN",
+    "TRANSITIONS_SHOWN",
     "Assessment",
     "DeliveryHistory",
     "DeliveryRecord",
@@ -58,6 +60,10 @@ _VERDICT_BY_CAUSE = {
     CauseClass.SUBSCRIBER_SUSPENDED: Verdict.POLICY_BLOCKED,
     CauseClass.POLICY_BLOCKED: Verdict.POLICY_BLOCKED,
 }
+#: Recovery transitions listed in a diagnosis, newest first.
+TRANSITIONS_SHOWN = 20
+#: Resends listed in a diagnosis, newest first.
+RESENDS_SHOWN = 5
 #: Recovery transitions that are remedies sent, and what the diagnosis calls them.
 _REMEDY_CAUSES = {"ota": "ota_push", "help_sms": "help_sms"}
 
@@ -122,10 +128,16 @@ class RemedyRecord:
 
 
 class ReadScope(Protocol):
-    def __call__(self) -> AbstractContextManager[object]:
-        """A block in which the look-ups of one diagnosis share what they can (a database
-        connection): they are read one after another, each as it would be alone."""
+    def __call__(self, subject: str) -> AbstractContextManager[object]:
+        """A block in which the look-ups of one diagnosis of ``subject`` (an MSISDN) share
+        what they can (a database connection, one round trip for the foreseen reads); each
+        reads what it would read alone."""
         ...
+
+
+def _unscoped(subject: str) -> AbstractContextManager[object]:
+    """No read scope: each look-up of ``subject`` on its own."""
+    return nullcontext()
 
 
 class DeliveryHistory(Protocol):
@@ -252,8 +264,8 @@ class DiagnosisService:
         resends: RecentResends,
         cases: ComplaintCases,
         deliveries_shown: int = 10,
-        transitions_shown: int = 20,
-        reads: ReadScope = nullcontext,
+        transitions_shown: int = TRANSITIONS_SHOWN,
+        reads: ReadScope = _unscoped,
     ) -> None:
         self._subscriptions = subscriptions
         self._history = history
@@ -267,7 +279,7 @@ class DiagnosisService:
 
     def diagnose(self, msisdn: str) -> Diagnosis:
         """Everything an agent needs about one E.164 MSISDN, with the next step."""
-        with self._reads():
+        with self._reads(msisdn):
             return self._diagnose(msisdn)
 
     def _diagnose(self, msisdn: str) -> Diagnosis:
@@ -296,7 +308,7 @@ class DiagnosisService:
             recovery=recovery,
             device=self._devices.device(msisdn),
             remedies=_remedies(recovery.transitions) if recovery else [],
-            resends=self._resends.recent_for(msisdn, 5),
+            resends=self._resends.recent_for(msisdn, RESENDS_SHOWN),
             next_step=self._cases.next_step(facts),
             suspended_by_mmsq=suspended,
         )
