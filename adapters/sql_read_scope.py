@@ -14,11 +14,14 @@ otherwise (outside a scope, or on another database). Only single-statement reads
 writes keep their own transactions.
 
 On PostgreSQL a scope opened for one subject (an MSISDN) also *prefetches*: the statements it
-was given (``Prefetch``: a statement and its parameters for the subject) are sent together in
-psycopg's pipeline mode and their rows are kept. An adapter asks ``read_rows`` (or
-``prefetched``) for its statement and parameters: it gets the kept rows when they match, at
-most once, and otherwise runs the statement itself. A statement the scope did not foresee
-therefore costs only its own round trip, and a result is never reused.
+was given (``Prefetch``: a statement and its parameters for the subject) are read by one
+statement, each as a subquery whose columns are aggregated into arrays (one row in all,
+typed arrays in binary, so that every value keeps its type; a subquery's order is kept by
+``array_agg``). That is one round trip, one statement to plan and run instead of six (psycopg's
+pipeline mode saved the waits but not the client's work per statement). An adapter asks
+``read_rows`` (or ``prefetched``) for its statement and parameters: it gets the kept rows when
+they match, at most once, and otherwise runs the statement itself. A statement the scope did
+not foresee therefore costs only its own round trip, and a result is never reused.
 
 Rows fetched this way are the driver's values (psycopg's types, which are SQLAlchemy's for
 the columns read here) in tuples with attribute access and ``_mapping``, like SQLAlchemy's
@@ -34,10 +37,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import visitors
 
 __all__ = [
     "Prefetch",
@@ -131,14 +135,57 @@ def _row_type(names: tuple[str, ...]) -> type:
     return cls
 
 
+def _renamed(statement: sa.Select[Any], prefix: str) -> sa.Select[Any]:
+    """``statement`` with its bind parameters renamed ``prefix + name`` (the statements read
+    together share names such as ``msisdn`` and ``limit``, with different values)."""
+
+    def rename(element: Any) -> Any:
+        if isinstance(element, sa.BindParameter):
+            return sa.bindparam(prefix + str(element.key), type_=element.type)
+        return None
+
+    renamed: Any = visitors.replacement_traverse(statement, {}, rename)  # type: ignore[call-overload]
+    return cast("sa.Select[Any]", renamed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Combined:
+    """The prefetch statements as one: per statement, its column names and the slice of the
+    combined row that holds their arrays."""
+
+    statement: sa.Select[Any]
+    names: tuple[tuple[str, ...], ...]
+    slices: tuple[slice, ...]
+
+
+def _combine(prefetch: Sequence[Prefetch]) -> _Combined:
+    aggregated = []
+    names = []
+    slices = []
+    at = 0
+    for i, p in enumerate(prefetch):
+        rows = _renamed(p.statement, f"p{i}_").subquery(f"s{i}")
+        aggregated.append(
+            sa.select(
+                *(sa.func.array_agg(c).label(f"a{i}_{j}") for j, c in enumerate(rows.c))
+            ).subquery(f"q{i}")
+        )
+        names.append(tuple(c.key for c in rows.c))
+        slices.append(slice(at, at + len(rows.c)))
+        at += len(rows.c)
+    statement = sa.select(*(c for q in aggregated for c in q.c))  # one row from each
+    return _Combined(statement, tuple(names), tuple(slices))
+
+
 class SqlReadScope:
     """Implements ``ReadScope``: ``with scope(msisdn):`` runs a block of reads on one
-    connection, with ``prefetch`` sent ahead in one round trip on PostgreSQL."""
+    connection, with ``prefetch`` read ahead by one statement on PostgreSQL."""
 
     def __init__(self, engine: Engine, prefetch: Sequence[Prefetch] = ()) -> None:
         self._engine = read_engine(engine)
         self._prefetch = tuple(prefetch)
-        self._sql: list[str] | None = None  # the prefetch statements compiled, on first use
+        self._combined = _combine(self._prefetch) if self._prefetch else None
+        self._sql: str | None = None  # compiled on first use
 
     @contextmanager
     def __call__(self, subject: str | None = None) -> Iterator[None]:
@@ -147,29 +194,28 @@ class SqlReadScope:
             return
         with self._engine.connect() as conn:
             ambient = _Ambient(conn)
-            if subject is not None and self._prefetch and conn.dialect.name == "postgresql":
-                self._fetch_ahead(conn, subject, ambient)
+            if subject is not None and self._combined and conn.dialect.name == "postgresql":
+                self._fetch_ahead(conn, self._combined, subject, ambient)
             token = _AMBIENT.set(ambient)
             try:
                 yield
             finally:
                 _AMBIENT.reset(token)
 
-    def _fetch_ahead(self, conn: Connection, subject: str, ambient: _Ambient) -> None:
+    def _fetch_ahead(
+        self, conn: Connection, combined: _Combined, subject: str, ambient: _Ambient
+    ) -> None:
         if self._sql is None:
-            self._sql = [str(p.statement.compile(dialect=conn.dialect)) for p in self._prefetch]
+            self._sql = str(combined.statement.compile(dialect=conn.dialect))
+        values = [dict(p.params(subject)) for p in self._prefetch]
+        named = {f"p{i}_{k}": v for i, params in enumerate(values) for k, v in params.items()}
         driver: Any = conn.connection.driver_connection
-        params = [dict(p.params(subject)) for p in self._prefetch]
-        cursors = []
-        try:
-            with driver.pipeline():  # everything is sent, then every answer read: one trip
-                for sql, values in zip(self._sql, params, strict=True):
-                    cur = driver.cursor(binary=True)  # bytea as bytes, not hex text
-                    cursors.append(cur)
-                    cur.execute(sql, values, prepare=True)
-            for p, values, cur in zip(self._prefetch, params, cursors, strict=True):
-                row = _row_type(tuple(c.name for c in cur.description))
-                ambient.rows[_key(p.statement, values)] = [row(*r) for r in cur.fetchall()]
-        finally:
-            for cur in cursors:
-                cur.close()
+        with driver.cursor(binary=True) as cur:  # typed arrays; bytea as bytes, not hex text
+            row = cur.execute(self._sql, named, prepare=True).fetchone()
+        for p, params, names, part in zip(
+            self._prefetch, values, combined.names, combined.slices, strict=True
+        ):
+            arrays = row[part]
+            make = _row_type(names)
+            rows = [] if arrays[0] is None else [make(*r) for r in zip(*arrays, strict=True)]
+            ambient.rows[_key(p.statement, params)] = rows
