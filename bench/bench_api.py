@@ -289,18 +289,17 @@ def make_app() -> Any:
 def serve(url: str, port: int, workers: int) -> None:
     import uvicorn
 
+    from mmsq.adapters.http_workers import ReusePortWorkers
+
     os.environ["BENCH_API_URL"] = url
-    if workers > 1:
-        os.environ["BENCH_API_LIMITS"] = str(Path(tempfile.mkdtemp()) / "api-rate-limits.bin")
-    uvicorn.run(
-        "bench_api:make_app",  # bench/ is on the path of the workers as it is on this one's
-        factory=True,
-        host="127.0.0.1",
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False}
+    app = "bench_api:make_app"  # bench/ is on the path of the workers as it is on this one's
+    if workers == 1:
+        uvicorn.run(app, factory=True, host="127.0.0.1", port=port, **options)
+        return
+    # As `mmsq api --workers N` serves: rate limits shared, a listening socket per worker.
+    os.environ["BENCH_API_LIMITS"] = str(Path(tempfile.mkdtemp()) / "api-rate-limits.bin")
+    ReusePortWorkers(app, "127.0.0.1", port, workers, options).run()
 
 
 # -- driving it ----------------------------------------------------------------------------

@@ -1501,6 +1501,7 @@ def serve_api(
     """
     import uvicorn
 
+    from mmsq.adapters.http_workers import ReusePortWorkers, reuse_port_supported
     from mmsq.adapters.sql_store import SchemaNotCurrentError
     from mmsq.bootstrap import api_server_app
 
@@ -1524,7 +1525,15 @@ def serve_api(
     served.state.close()
     if _state.config is not None:  # the workers read the same file
         os.environ[CONFIG_ENV] = str(_state.config.resolve())
-    uvicorn.run("mmsq.bootstrap:api_server_app", factory=True, workers=n, **common)
+    factory = "mmsq.bootstrap:api_server_app"
+    if not reuse_port_supported():  # one shared socket: connections spread less evenly
+        uvicorn.run(factory, factory=True, workers=n, **common)
+        return
+    try:
+        workers_ = ReusePortWorkers(factory, common.pop("host"), common.pop("port"), n, common)
+    except OSError as exc:
+        raise _fail(str(exc)) from None
+    workers_.run()
 
 
 # -- outreach --------------------------------------------------------------------------------
