@@ -152,6 +152,112 @@ def _merge_device_block(old: pa.Table, new: pa.Table) -> tuple[pa.Table, npt.NDA
     return merged, new_m[replace]
 
 
+def _aggregate_rows(
+    narrow: list[pd.DataFrame], stored: dict[int, dict[int, bytes]]
+) -> list[tuple[date, bool, list[dict[str, Any]]]]:
+    """The session's per-subscriber daily counts merged into the stored blocks (no store
+    access: safe in a thread)."""
+    if not narrow:
+        return []
+    frame = pd.concat(narrow, ignore_index=True)
+    del narrow[:]
+    counts = daily_counts(
+        frame["msisdn"].to_numpy(),
+        frame["day"].to_numpy(),
+        frame["cause"].to_numpy(),
+        frame["final"].to_numpy(),
+        frame["notify_ok"].to_numpy(),
+        frame["submitted_ts"].to_numpy(),
+    )
+    del frame
+    return _merge_aggregate_blocks(counts, stored)
+
+
+def _merge_aggregate_blocks(
+    counts: pd.DataFrame, stored: dict[int, dict[int, bytes]]
+) -> list[tuple[date, bool, list[dict[str, Any]]]]:
+    """Per day (with whether it had blocks): the rows of ``daily_aggregate_blocks`` to
+    write, one per (day, MSISDN partition), each added to the stored block if any."""
+    msisdn = counts["msisdn"].to_numpy()
+    day = counts["day"].to_numpy()
+    # Stable, so each (day, part) slice stays sorted by MSISDN.
+    order = _stable_order_by(day, msisdn % PARTS, PARTS)
+    counts = counts.iloc[order].reset_index(drop=True)
+    key = counts["day"].to_numpy().astype(np.int64) * PARTS
+    key += counts["msisdn"].to_numpy() % PARTS
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    out: list[tuple[date, bool, list[dict[str, Any]]]] = []
+    for day_n in np.unique(day).tolist():
+        d = _to_date(int(day_n))
+        blocks = stored.get(int(day_n), {})
+        rows = []
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            if int(key[a]) // PARTS != day_n:
+                continue
+            part = int(key[a]) % PARTS
+            new = counts.iloc[a:b].drop(columns=["day"])
+            if part in blocks:
+                new = merge_counts(decode(blocks[part]).to_pandas(), new)
+            table = pa.Table.from_pandas(
+                new[list(AGGREGATE_SCHEMA.names)],
+                schema=AGGREGATE_SCHEMA,
+                preserve_index=False,
+            )
+            rows.append({"day": d, "part": part, "rows": len(new), "data": encode(table, True)})
+        out.append((d, bool(blocks), rows))
+    return out
+
+
+def _device_rows(
+    seen: pa.Table, stored: dict[int, bytes]
+) -> tuple[list[dict[str, Any]], list[int]] | None:
+    """The device blocks to write after ``seen`` (newly seen devices) is merged into the
+    ``stored`` blocks of the partitions it touches, and which stored blocks they replace;
+    None when no device changed (no store access: safe in a thread)."""
+    m = seen["msisdn"].to_numpy()
+    ts = seen["seen_ts"].to_numpy()
+    pos = latest_devices(m, np.ones(len(m), dtype=bool), ts)
+    if not len(pos):
+        return None
+    seen = seen.take(pa.array(pos))  # one row per subscriber, by MSISDN
+    new = pa.table(
+        {
+            "msisdn": seen["msisdn"],
+            "imei": seen["imei"],
+            "tac": pc.utf8_slice_codeunits(seen["imei"], 0, 8),
+            "seen_ts": seen["seen_ts"],
+        }
+    ).cast(DEVICE_SCHEMA)
+    old = [decode(d) for d in stored.values()]
+    if old:
+        merged, changed = _merge_device_block(
+            _by_msisdn(pa.concat_tables([b.cast(DEVICE_SCHEMA) for b in old])), new
+        )
+    else:
+        merged, changed = new, new["msisdn"].to_numpy()
+    if not len(changed):
+        return None
+    dirty = np.unique(changed % DEVICE_PARTS)
+    mm = merged["msisdn"].to_numpy()
+    part_of = mm % DEVICE_PARTS
+    keep = np.isin(part_of, dirty)
+    order = np.flatnonzero(keep)[np.argsort(part_of[keep].astype(np.int16), kind="stable")]
+    merged = merged.take(pa.array(order))
+    part_of = part_of[order]
+    starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])
+    ends = np.r_[starts[1:], len(part_of)]
+    rows = [
+        {
+            "part": int(part_of[a]),
+            "rows": int(b - a),
+            "data": encode_framed(merged.slice(a, b - a)),
+        }
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+    return rows, [r["part"] for r in rows if r["part"] in stored]
+
+
 class SqlIngestSession:
     """Implements the ``IngestWriter`` port inside one open SQLAlchemy transaction."""
 
@@ -415,131 +521,86 @@ class SqlIngestSession:
         """Fold everything this session stored into aggregates, devices, edition days and the
         recent-events index.
 
-        The blocks of the recent-events index are sorted and encoded in a worker thread
-        (Arrow and numpy release the GIL) while this one folds the aggregates, devices and
-        editions; the blocks are inserted afterwards, on this connection."""
+        The fold is split by what needs the connection. This thread reads the stored blocks
+        the fold merges into, then inserts the session's event keys (SQLite runs without the
+        GIL); meanwhile two worker threads compute, without touching the store, the blocks of
+        the recent-events index and the merged aggregate and device blocks (Arrow and numpy
+        release the GIL). The results are written afterwards, on this connection, in the
+        order the statements always ran (keys, aggregates, devices, editions, recent index).
+        Before, this thread computed the aggregates and devices itself after the key insert,
+        and the tail of an ingest ran on about one and a half cores."""
         pending = self._recent.start_flush()
-        with ThreadPoolExecutor(1, thread_name_prefix="recent-blocks") as pool:
+        narrow, self._narrow = self._narrow, []
+        devices, self._devices = self._devices, []
+        editions, self._editions = self._editions, []
+        seen = pa.concat_tables(devices) if devices else None
+        del devices
+        stored_aggregates = self._stored_aggregates(narrow)
+        stored_devices = self._stored_devices(seen) if seen is not None else {}
+        with ThreadPoolExecutor(2, thread_name_prefix="ingest-fold") as pool:
             blocks = pool.submit(build_generation, pending) if pending is not None else None
+            aggregates = pool.submit(_aggregate_rows, narrow, stored_aggregates)
+            device_rows = (
+                pool.submit(_device_rows, seen, stored_devices) if seen is not None else None
+            )
+            del narrow, seen
             self._write_new_keys()
-            self._fold()
+            self._write_aggregates(aggregates.result())
+            if device_rows is not None:
+                self._write_devices(device_rows.result())
+            if editions:
+                self._merge_editions(pd.concat(editions, ignore_index=True))
             if blocks is not None:
                 self._recent.write(blocks.result())
 
-    def _fold(self) -> None:
-        if self._narrow:
-            narrow = pd.concat(self._narrow, ignore_index=True)
-            self._narrow = []
-            counts = daily_counts(
-                narrow["msisdn"].to_numpy(),
-                narrow["day"].to_numpy(),
-                narrow["cause"].to_numpy(),
-                narrow["final"].to_numpy(),
-                narrow["notify_ok"].to_numpy(),
-                narrow["submitted_ts"].to_numpy(),
-            )
-            del narrow
-            self._merge_aggregates(counts)
-        if self._devices:
-            devices = pa.concat_tables(self._devices)
-            self._devices = []
-            self._merge_devices(devices)
-        if self._editions:
-            editions = pd.concat(self._editions, ignore_index=True)
-            self._editions = []
-            self._merge_editions(editions)
+    def _stored_aggregates(self, narrow: list[pd.DataFrame]) -> dict[int, dict[int, bytes]]:
+        """The stored aggregate blocks of the days in ``narrow``, by day number and part."""
+        if not narrow:
+            return {}
+        days = np.unique(np.concatenate([np.unique(f["day"].to_numpy()) for f in narrow]))
+        return {day: self._stored_aggregate_day(day) for day in days.tolist()}
+
+    def _stored_aggregate_day(self, day: int) -> dict[int, bytes]:
+        t = daily_aggregate_blocks
+        q = sa.select(t.c.part, t.c.data).where(t.c.day == _to_date(day))
+        return {int(part): data for part, data in self._conn.execute(q)}
 
     def _merge_aggregates(self, counts: pd.DataFrame) -> None:
         """Per (day, MSISDN partition): add to the stored block, or write a new one."""
+        days = np.unique(counts["day"].to_numpy()).tolist()
+        stored = {day: self._stored_aggregate_day(day) for day in days}
+        self._write_aggregates(_merge_aggregate_blocks(counts, stored))
+
+    def _write_aggregates(self, days: list[tuple[date, bool, list[dict[str, Any]]]]) -> None:
+        """Per day: the blocks that replace stored ones are deleted first, then all inserted."""
         t = daily_aggregate_blocks
-        msisdn = counts["msisdn"].to_numpy()
-        day = counts["day"].to_numpy()
-        # Stable, so each (day, part) slice stays sorted by MSISDN.
-        order = _stable_order_by(day, msisdn % PARTS, PARTS)
-        counts = counts.iloc[order].reset_index(drop=True)
-        key = counts["day"].to_numpy().astype(np.int64) * PARTS
-        key += counts["msisdn"].to_numpy() % PARTS
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        ends = np.r_[starts[1:], len(key)]
-        for day_n in np.unique(day).tolist():
-            d = _to_date(int(day_n))
-            stored = {
-                int(part): data
-                for part, data in self._conn.execute(
-                    sa.select(t.c.part, t.c.data).where(t.c.day == d)
-                )
-            }
-            rows = []
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-                if int(key[a]) // PARTS != day_n:
-                    continue
-                part = int(key[a]) % PARTS
-                new = counts.iloc[a:b].drop(columns=["day"])
-                if part in stored:
-                    new = merge_counts(decode(stored[part]).to_pandas(), new)
-                table = pa.Table.from_pandas(
-                    new[list(AGGREGATE_SCHEMA.names)],
-                    schema=AGGREGATE_SCHEMA,
-                    preserve_index=False,
-                )
-                rows.append({"day": d, "part": part, "rows": len(new), "data": encode(table, True)})
-            if stored:
+        for d, had_blocks, rows in days:
+            if had_blocks:
                 self._conn.execute(
                     t.delete().where(t.c.day == d, t.c.part.in_([r["part"] for r in rows]))
                 )
             self._conn.execute(t.insert(), rows)
 
-    def _merge_devices(self, seen: pa.Table) -> None:
-        """A device row changes only when the subscriber shows up with another IMEI; only the
-        blocks that hold such a change are rewritten."""
+    def _stored_devices(self, seen: pa.Table) -> dict[int, bytes]:
+        """The stored device blocks of the partitions that ``seen`` touches."""
         t = device_blocks
-        m = seen["msisdn"].to_numpy()
-        ts = seen["seen_ts"].to_numpy()
-        pos = latest_devices(m, np.ones(len(m), dtype=bool), ts)
-        if not len(pos):
-            return
-        seen = seen.take(pa.array(pos))  # one row per subscriber, by MSISDN
-        new = pa.table(
-            {
-                "msisdn": seen["msisdn"],
-                "imei": seen["imei"],
-                "tac": pc.utf8_slice_codeunits(seen["imei"], 0, 8),
-                "seen_ts": seen["seen_ts"],
-            }
-        ).cast(DEVICE_SCHEMA)
-        touched = np.unique(new["msisdn"].to_numpy() % DEVICE_PARTS)
+        touched = np.unique(seen["msisdn"].to_numpy() % DEVICE_PARTS)
         q = sa.select(t.c.part, t.c.data)
         if len(touched) <= 500:  # a few live reports: their partitions only
             q = q.where(t.c.part.in_(touched.tolist()))
         wanted = set(touched.tolist())
-        stored = {int(p): d for p, d in self._conn.execute(q) if int(p) in wanted}
-        old = [decode(d) for d in stored.values()]
-        if old:
-            merged, changed = _merge_device_block(
-                _by_msisdn(pa.concat_tables([b.cast(DEVICE_SCHEMA) for b in old])), new
-            )
-        else:
-            merged, changed = new, new["msisdn"].to_numpy()
-        if not len(changed):
+        return {int(p): d for p, d in self._conn.execute(q) if int(p) in wanted}
+
+    def _merge_devices(self, seen: pa.Table) -> None:
+        """A device row changes only when the subscriber shows up with another IMEI; only the
+        blocks that hold such a change are rewritten."""
+        self._write_devices(_device_rows(seen, self._stored_devices(seen)))
+
+    def _write_devices(self, change: tuple[list[dict[str, Any]], list[int]] | None) -> None:
+        if change is None:
             return
-        dirty = np.unique(changed % DEVICE_PARTS)
-        mm = merged["msisdn"].to_numpy()
-        part_of = mm % DEVICE_PARTS
-        keep = np.isin(part_of, dirty)
-        order = np.flatnonzero(keep)[np.argsort(part_of[keep].astype(np.int16), kind="stable")]
-        merged = merged.take(pa.array(order))
-        part_of = part_of[order]
-        starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])
-        ends = np.r_[starts[1:], len(part_of)]
-        rows = [
-            {
-                "part": int(part_of[a]),
-                "rows": int(b - a),
-                "data": encode_framed(merged.slice(a, b - a)),
-            }
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
-        ]
-        rewritten = [r["part"] for r in rows if r["part"] in stored]
+        t = device_blocks
+        rows, rewritten = change
         for i in range(0, len(rewritten), 1000):
             self._conn.execute(t.delete().where(t.c.part.in_(rewritten[i : i + 1000])))
         self._conn.execute(t.insert(), rows)
