@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import json
 import os
 import sys
@@ -290,8 +291,24 @@ def run_ingest(settings: Settings, paths: list[Path], as_json: bool) -> dict[str
             progress.advance(task, bytes_read - done_before.get(source, 0))
             done_before[source] = bytes_read
 
-        result: dict[str, Any] = a.ingest.ingest(readers, progress=on_progress).as_dict()
+        with _long_lived_objects_frozen():
+            result: dict[str, Any] = a.ingest.ingest(readers, progress=on_progress).as_dict()
     return result
+
+
+@contextmanager
+def _long_lived_objects_frozen() -> Iterator[None]:
+    """The objects made before the ingest (modules, the app, the rules: about 150,000)
+    moved out of the cyclic garbage collector's sight while it runs. The ingest makes tens of
+    thousands of small objects (quarantined rows, statement parameters), enough to set off
+    full collections, each of which walked all of them with the GIL held, stalling the
+    pipeline's threads: about 0.2 s of a province-day (docs/performance.md). Garbage made
+    during the ingest is collected as before."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @app.command("ingest")
