@@ -65,6 +65,13 @@ _EPOCH = date(1970, 1, 1)
 _INGEST_LOCK = 0x6D6D7371  # "mmsq": the PostgreSQL advisory lock that serialises ingests
 #: Event keys per insert statement at the end of a session (about 20 bytes each as JSON text).
 _KEY_BATCH = 1 << 19
+#: SQLite page cache (KiB) while a session stores chunks. With the store's usual cache (256
+#: MiB) nearly every page a province-day writes stayed dirty in memory until the commit,
+#: which then wrote them all to the WAL with nothing else left to run beside it. With a
+#: small one the pages of the event segments spill to the WAL as they are written, on the
+#: thread that stores the chunks, while the others read and prepare the next ones. The fold
+#: at the end (the sorted key insert, the block merges) gets the usual cache back.
+_STREAM_CACHE_KIB = 32 * 1024
 
 
 def _day_numbers(day: pd.Series) -> npt.NDArray[np.int32]:
@@ -264,11 +271,17 @@ class SqlIngestSession:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
+        #: The connection's own page cache size while the streaming one is in force.
+        self._cache_size: int | None = None
         if self._pg:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGEST_LOCK})")
         else:
             # Take the write lock now: blocks are read, merged and rewritten at the end.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+            cache = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+            if cache < -_STREAM_CACHE_KIB:  # in KiB, and larger than the streaming one
+                self._cache_size = cache
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{_STREAM_CACHE_KIB}")
         self._narrow: list[pd.DataFrame] = []
         self._editions: list[pd.DataFrame] = []
         self._devices: list[pa.Table] = []
@@ -533,6 +546,7 @@ class SqlIngestSession:
         order the statements always ran (keys, aggregates, devices, editions, recent index).
         Before, this thread computed the aggregates and devices itself after the key insert,
         and the tail of an ingest ran on about one and a half cores."""
+        self.restore_cache()
         pending = self._recent.start_flush()
         narrow, self._narrow = self._narrow, []
         devices, self._devices = self._devices, []
@@ -556,6 +570,12 @@ class SqlIngestSession:
                 self._merge_editions(pd.concat(editions, ignore_index=True))
             if blocks is not None:
                 self._recent.write(blocks.result())
+
+    def restore_cache(self) -> None:
+        """Give the connection back its own page cache size (SQLite; once is enough)."""
+        if self._cache_size is not None:
+            self._conn.exec_driver_sql(f"PRAGMA cache_size={self._cache_size}")
+            self._cache_size = None
 
     def _stored_aggregates(self, narrow: list[pd.DataFrame]) -> dict[int, dict[int, bytes]]:
         """The stored aggregate blocks of the days in ``narrow``, by day number and part."""
@@ -588,7 +608,9 @@ class SqlIngestSession:
     def _stored_devices(self, seen: pa.Table) -> dict[int, bytes]:
         """The stored device blocks of the partitions that ``seen`` touches."""
         t = device_blocks
-        touched = np.unique(seen["msisdn"].to_numpy() % DEVICE_PARTS)
+        # The partitions present, in order: a count per partition, not a sort of the rows.
+        per_part = np.bincount(seen["msisdn"].to_numpy() % DEVICE_PARTS, minlength=DEVICE_PARTS)
+        touched = np.flatnonzero(per_part)
         q = sa.select(t.c.part, t.c.data)
         if len(touched) <= 500:  # a few live reports: their partitions only
             q = q.where(t.c.part.in_(touched.tolist()))
