@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mmsq.adapters.cdr_csv import CdrFileError, CdrFileReader
-from mmsq.adapters.sql_store import SchemaNotCurrentError, SqlStore
+from mmsq.adapters.sql_store import SchemaNotCurrentError, SqlStore, create_engine_for
 from mmsq.classify import Classifier
 from mmsq.ingest import IngestService
 from mmsq.msisdn import MsisdnNormaliser
@@ -217,3 +217,24 @@ def test_mm7_delivery_report_and_smpp_receipt_are_stored_and_classified(
     summary = service.ingest_reports("live", [dr, receipt])
     assert summary.stored == 2
     assert dict(summary.by_cause) == {"delivered": 1, "unreachable": 1}
+
+
+def test_an_ingest_session_gives_the_connection_its_page_cache_back(tmp_path: Path) -> None:
+    """The smaller cache of a session storing chunks ends with it, failed or not."""
+    store = SqlStore(create_engine_for(f"sqlite:///{tmp_path / 'x.db'}", pool_size=1))
+    store.upgrade()
+
+    def cache() -> int:
+        with store.engine.connect() as conn:
+            return int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+    try:
+        usual = cache()
+        with store.ingest_session() as session:
+            inside = int(session._conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+        assert (usual, inside, cache()) == (-262144, -32768, usual)
+        with pytest.raises(RuntimeError), store.ingest_session():
+            raise RuntimeError("a chunk failed")
+        assert cache() == usual
+    finally:
+        store.close()
