@@ -65,12 +65,13 @@ _EPOCH = date(1970, 1, 1)
 _INGEST_LOCK = 0x6D6D7371  # "mmsq": the PostgreSQL advisory lock that serialises ingests
 #: Event keys per insert statement at the end of a session (about 20 bytes each as JSON text).
 _KEY_BATCH = 1 << 19
-#: SQLite page cache (KiB) while a session stores chunks. With the store's usual cache (256
-#: MiB) nearly every page a province-day writes stayed dirty in memory until the commit,
-#: which then wrote them all to the WAL with nothing else left to run beside it. With a
-#: small one the pages of the event segments spill to the WAL as they are written, on the
-#: thread that stores the chunks, while the others read and prepare the next ones. The fold
-#: at the end (the sorted key insert, the block merges) gets the usual cache back.
+#: SQLite page cache (KiB) of an ingest session. With the store's usual cache (256 MiB)
+#: nearly every page a province-day writes stayed dirty in memory until the commit, which
+#: then wrote them all to the WAL with nothing else left to run beside it. With a small one
+#: pages spill to the WAL as they are written: the event segments' on the thread that stores
+#: the chunks while the others read and prepare the next ones, the event keys' while the
+#: fold's worker threads compute the blocks. What a session reads back (its key partitions,
+#: the blocks it merges into) it reads in order, once, so the small cache costs no re-reads.
 _STREAM_CACHE_KIB = 32 * 1024
 
 
@@ -271,7 +272,7 @@ class SqlIngestSession:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
-        #: The connection's own page cache size while the streaming one is in force.
+        #: The connection's own page cache size while the session's is in force.
         self._cache_size: int | None = None
         if self._pg:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGEST_LOCK})")
@@ -546,7 +547,6 @@ class SqlIngestSession:
         order the statements always ran (keys, aggregates, devices, editions, recent index).
         Before, this thread computed the aggregates and devices itself after the key insert,
         and the tail of an ingest ran on about one and a half cores."""
-        self.restore_cache()
         pending = self._recent.start_flush()
         narrow, self._narrow = self._narrow, []
         devices, self._devices = self._devices, []
@@ -572,7 +572,8 @@ class SqlIngestSession:
                 self._recent.write(blocks.result())
 
     def restore_cache(self) -> None:
-        """Give the connection back its own page cache size (SQLite; once is enough)."""
+        """Give the connection back its own page cache size (SQLite; once is enough). The
+        store calls it when the session ends, failed or not: the connection is pooled."""
         if self._cache_size is not None:
             self._conn.exec_driver_sql(f"PRAGMA cache_size={self._cache_size}")
             self._cache_size = None
