@@ -115,10 +115,10 @@ class IngestSummary:
     by_cause: Counter[str] = field(default_factory=Counter)
     unknown_codes: Counter[str] = field(default_factory=Counter)
     failed_sources: dict[str, str] = field(default_factory=dict)
-    #: Seconds per stage, summed over sources: ``read`` (file to text columns) and
-    #: ``prepare`` (validate, classify, keys) run in a worker thread, overlapping ``store``
-    #: (keys, segments) and ``wait`` (the store waiting for the worker); ``fold`` is the
-    #: end of each source (aggregates, devices, editions, commit).
+    #: Seconds per stage, summed over sources: ``read`` (file to text columns, and their
+    #: checks) and ``prepare`` (quarantine, classify, keys) run in two worker threads,
+    #: overlapping ``store`` (keys, segments) and ``wait`` (the store waiting for the
+    #: workers); ``fold`` is the end of each source (aggregates, devices, editions, commit).
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def as_dict(self) -> dict[str, Any]:
