@@ -72,7 +72,11 @@ _KEY_BATCH = 1 << 19
 #: the chunks while the others read and prepare the next ones, the event keys' while the
 #: fold's worker threads compute the blocks. What a session reads back (its key partitions,
 #: the blocks it merges into) it reads in order, once, so the small cache costs no re-reads.
+#: Only sessions that store a chunk of ``_BULK_ROWS`` events or more take it: shrinking the
+#: cache drops its pages, which the small sessions of live delivery reports would otherwise
+#: take from the connection's later reads.
 _STREAM_CACHE_KIB = 32 * 1024
+_BULK_ROWS = 65536
 
 
 def _day_numbers(day: pd.Series) -> npt.NDArray[np.int32]:
@@ -274,15 +278,12 @@ class SqlIngestSession:
         self._pg = conn.dialect.name == "postgresql"
         #: The connection's own page cache size while the session's is in force.
         self._cache_size: int | None = None
+        self._bulk = False
         if self._pg:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGEST_LOCK})")
         else:
             # Take the write lock now: blocks are read, merged and rewritten at the end.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-            cache = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
-            if cache < -_STREAM_CACHE_KIB:  # in KiB, and larger than the streaming one
-                self._cache_size = cache
-                conn.exec_driver_sql(f"PRAGMA cache_size=-{_STREAM_CACHE_KIB}")
         self._narrow: list[pd.DataFrame] = []
         self._editions: list[pd.DataFrame] = []
         self._devices: list[pa.Table] = []
@@ -297,6 +298,8 @@ class SqlIngestSession:
         """Store the events whose key is new; duplicates (stored before) are only counted."""
         if events.empty:
             return StoredChunk(0, 0, np.zeros(0, dtype=np.int64))
+        if len(events) >= _BULK_ROWS:
+            self._bulk_cache()
         keys = events["event_key"].to_numpy(dtype=np.int64)
         submitted = events["submitted_ts"].to_numpy(dtype=np.int64)
         done_known = events["done_ts"].notna().to_numpy()
@@ -570,6 +573,16 @@ class SqlIngestSession:
                 self._merge_editions(pd.concat(editions, ignore_index=True))
             if blocks is not None:
                 self._recent.write(blocks.result())
+
+    def _bulk_cache(self) -> None:
+        """The session's small page cache (SQLite; see ``_STREAM_CACHE_KIB``), once."""
+        if self._pg or self._bulk:
+            return
+        self._bulk = True
+        cache = int(self._conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+        if cache < -_STREAM_CACHE_KIB:  # in KiB, and larger than the session's
+            self._cache_size = cache
+            self._conn.exec_driver_sql(f"PRAGMA cache_size=-{_STREAM_CACHE_KIB}")
 
     def restore_cache(self) -> None:
         """Give the connection back its own page cache size (SQLite; once is enough). The

@@ -231,10 +231,17 @@ def test_an_ingest_session_gives_the_connection_its_page_cache_back(tmp_path: Pa
     try:
         usual = cache()
         with store.ingest_session() as session:
+            session._bulk_cache()  # as a chunk of 65,536 events or more does
             inside = int(session._conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
         assert (usual, inside, cache()) == (-262144, -32768, usual)
-        with pytest.raises(RuntimeError), store.ingest_session():
-            raise RuntimeError("a chunk failed")
+
+        def fail_in_a_bulk_session() -> None:
+            with store.ingest_session() as session:
+                session._bulk_cache()
+                raise RuntimeError("a chunk failed")
+
+        with pytest.raises(RuntimeError):
+            fail_in_a_bulk_session()
         assert cache() == usual
     finally:
         store.close()
