@@ -304,9 +304,9 @@ def _out_of_the_collectors_sight() -> None:
     ingest makes tens of thousands of small objects (quarantined rows, statement
     parameters), enough to set off full collections, each of which walked all of them with
     the GIL held, stalling the pipeline's threads (about 0.2 s of a province-day). After
-    it, Python's collections at exit walked everything again: 0.3 to 0.4 s between the
-    summary and the end of the process, now about 0.1 s (docs/performance.md). Garbage made
-    in between is collected as before."""
+    it, Python's collections at exit walked everything again: the summary came 0.3 to 0.6 s
+    before the end of the process, now about 0.1 s (docs/performance.md). Garbage made in
+    between is collected as before."""
     gc.freeze()
 
 
