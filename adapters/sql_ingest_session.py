@@ -14,10 +14,10 @@ aggregate blocks are read, merged and rewritten.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +77,7 @@ _KEY_BATCH = 1 << 19
 #: take from the connection's later reads.
 _STREAM_CACHE_KIB = 32 * 1024
 _BULK_ROWS = 65536
+_T = TypeVar("_T")
 
 
 def _day_numbers(day: pd.Series) -> npt.NDArray[np.int32]:
@@ -270,6 +271,25 @@ def _device_rows(
     return rows, [r["part"] for r in rows if r["part"] in stored]
 
 
+class _InlineExecutor:
+    """What is submitted, run at once in the calling thread (``ThreadPoolExecutor``'s
+    ``submit``, for a fold too small to be worth threads)."""
+
+    def __enter__(self) -> _InlineExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any) -> Future[_T]:
+        done: Future[_T] = Future()
+        try:
+            done.set_result(fn(*args))
+        except Exception as exc:  # re-raised by ``result()``, as from a worker thread
+            done.set_exception(exc)
+        return done
+
+
 class SqlIngestSession:
     """Implements the ``IngestWriter`` port inside one open SQLAlchemy transaction."""
 
@@ -278,6 +298,7 @@ class SqlIngestSession:
         self._pg = conn.dialect.name == "postgresql"
         #: The connection's own page cache size while the session's is in force.
         self._cache_size: int | None = None
+        #: Whether the session stores chunks of ``_BULK_ROWS`` events or more.
         self._bulk = False
         if self._pg:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGEST_LOCK})")
@@ -298,7 +319,8 @@ class SqlIngestSession:
         """Store the events whose key is new; duplicates (stored before) are only counted."""
         if events.empty:
             return StoredChunk(0, 0, np.zeros(0, dtype=np.int64))
-        if len(events) >= _BULK_ROWS:
+        if len(events) >= _BULK_ROWS and not self._bulk:
+            self._bulk = True
             self._bulk_cache()
         keys = events["event_key"].to_numpy(dtype=np.int64)
         submitted = events["submitted_ts"].to_numpy(dtype=np.int64)
@@ -558,7 +580,9 @@ class SqlIngestSession:
         del devices
         stored_aggregates = self._stored_aggregates(narrow)
         stored_devices = self._stored_devices(seen) if seen is not None else {}
-        with ThreadPoolExecutor(2, thread_name_prefix="ingest-fold") as pool:
+        # A few live reports: the fold is less work than starting the threads.
+        pool = ThreadPoolExecutor(2, "ingest-fold") if self._bulk else _InlineExecutor()
+        with pool:
             blocks = pool.submit(build_generation, pending) if pending is not None else None
             aggregates = pool.submit(_aggregate_rows, narrow, stored_aggregates)
             device_rows = (
@@ -576,9 +600,8 @@ class SqlIngestSession:
 
     def _bulk_cache(self) -> None:
         """The session's small page cache (SQLite; see ``_STREAM_CACHE_KIB``), once."""
-        if self._pg or self._bulk:
+        if self._pg or self._cache_size is not None:
             return
-        self._bulk = True
         cache = int(self._conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
         if cache < -_STREAM_CACHE_KIB:  # in KiB, and larger than the session's
             self._cache_size = cache
