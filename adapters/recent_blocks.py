@@ -308,7 +308,8 @@ _PART_BITS = (RECENT_PARTS - 1).bit_length()
 
 def _partition_order(m: npt.NDArray[np.int64], part: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
     """Positions by partition, then MSISDN, ties in input order: what
-    ``np.argsort((part << 50) | m, kind="stable")`` gives, for about a tenth of its cost.
+    ``np.argsort((part << 50) | m, kind="stable")`` gives, for half its cost (3M rows: 0.13 s
+    against 0.26 s).
 
     The partition is the MSISDN's low bits (``RECENT_PARTS`` is a power of two), so within a
     partition MSISDNs order as their high bits ``m >> _PART_BITS`` do. When partition, those
