@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -307,6 +308,37 @@ class _PendingGeneration:
     gen: int
 
 
+_PART_BITS = (RECENT_PARTS - 1).bit_length()
+
+
+def _partition_order(m: npt.NDArray[np.int64], part: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Positions by partition, then MSISDN, ties in input order: what
+    ``np.argsort((part << 50) | m, kind="stable")`` gives, for half its cost (3M rows: 0.13 s
+    against 0.26 s).
+
+    The partition is the MSISDN's low bits (``RECENT_PARTS`` is a power of two), so within a
+    partition MSISDNs order as their high bits ``m >> _PART_BITS`` do. When partition, those
+    high bits (less their minimum) and the row position fit in one int64, a plain sort of
+    that one key gives the stable order (the position breaks ties, and comes back out of the
+    low bits); numpy sorts int64 values several times faster than it argsorts them, stably
+    or not. Otherwise (MSISDNs spread over too wide a range) the stable argsort runs."""
+    n = len(m)
+    if not n:
+        return np.zeros(0, dtype=np.intp)
+    high = m >> _PART_BITS
+    low = int(high.min())
+    span_bits = (int(high.max()) - low).bit_length()
+    pos_bits = max(1, (n - 1).bit_length())
+    too_wide = _PART_BITS + span_bits + pos_bits > 63
+    if too_wide or int(m.min()) < 0 or int(m.max()) >> _MSISDN_BITS:
+        return np.argsort((part << _MSISDN_BITS) | m, kind="stable")
+    key = (part << (span_bits + pos_bits)) | ((high - low) << pos_bits)
+    key |= np.arange(n, dtype=np.int64)
+    key.sort()
+    key &= (1 << pos_bits) - 1
+    return key.astype(np.intp, copy=False)
+
+
 def build_generation(pending: _PendingGeneration) -> list[_Row]:
     """The blocks of a generation, one per partition (no store access: safe in a thread)."""
     # Taken over from ``pending``, so that each source column is freed once it is sorted:
@@ -316,7 +348,7 @@ def build_generation(pending: _PendingGeneration) -> list[_Row]:
     m = table["msisdn"].to_numpy()
     part = m % RECENT_PARTS
     # By partition, then MSISDN (below 2**50): a look-up slices its rows out of a block.
-    order = np.argsort((part << _MSISDN_BITS) | m, kind="stable")
+    order = _partition_order(m, part)
     del m
     indices = pa.array(order)
     names = table.column_names

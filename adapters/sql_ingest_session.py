@@ -14,10 +14,10 @@ aggregate blocks are read, merged and rewritten.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +65,19 @@ _EPOCH = date(1970, 1, 1)
 _INGEST_LOCK = 0x6D6D7371  # "mmsq": the PostgreSQL advisory lock that serialises ingests
 #: Event keys per insert statement at the end of a session (about 20 bytes each as JSON text).
 _KEY_BATCH = 1 << 19
+#: SQLite page cache (KiB) of an ingest session. With the store's usual cache (256 MiB)
+#: nearly every page a province-day writes stayed dirty in memory until the commit, which
+#: then wrote them all to the WAL with nothing else left to run beside it. With a small one
+#: pages spill to the WAL as they are written: the event segments' on the thread that stores
+#: the chunks while the others read and prepare the next ones, the event keys' while the
+#: fold's worker threads compute the blocks. What a session reads back (its key partitions,
+#: the blocks it merges into) it reads in order, once, so the small cache costs no re-reads.
+#: Only sessions that store a chunk of ``_BULK_ROWS`` events or more take it: shrinking the
+#: cache drops its pages, which the small sessions of live delivery reports would otherwise
+#: take from the connection's later reads.
+_STREAM_CACHE_KIB = 32 * 1024
+_BULK_ROWS = 65536
+_T = TypeVar("_T")
 
 
 def _day_numbers(day: pd.Series) -> npt.NDArray[np.int32]:
@@ -152,12 +165,141 @@ def _merge_device_block(old: pa.Table, new: pa.Table) -> tuple[pa.Table, npt.NDA
     return merged, new_m[replace]
 
 
+def _aggregate_rows(
+    narrow: list[pd.DataFrame], stored: dict[int, dict[int, bytes]]
+) -> list[tuple[date, bool, list[dict[str, Any]]]]:
+    """The session's per-subscriber daily counts merged into the stored blocks (no store
+    access: safe in a thread)."""
+    if not narrow:
+        return []
+    frame = pd.concat(narrow, ignore_index=True)
+    del narrow[:]
+    counts = daily_counts(
+        frame["msisdn"].to_numpy(),
+        frame["day"].to_numpy(),
+        frame["cause"].to_numpy(),
+        frame["final"].to_numpy(),
+        frame["notify_ok"].to_numpy(),
+        frame["submitted_ts"].to_numpy(),
+    )
+    del frame
+    return _merge_aggregate_blocks(counts, stored)
+
+
+def _merge_aggregate_blocks(
+    counts: pd.DataFrame, stored: dict[int, dict[int, bytes]]
+) -> list[tuple[date, bool, list[dict[str, Any]]]]:
+    """Per day (with whether it had blocks): the rows of ``daily_aggregate_blocks`` to
+    write, one per (day, MSISDN partition), each added to the stored block if any."""
+    msisdn = counts["msisdn"].to_numpy()
+    day = counts["day"].to_numpy()
+    # Stable, so each (day, part) slice stays sorted by MSISDN.
+    order = _stable_order_by(day, msisdn % PARTS, PARTS)
+    counts = counts.iloc[order].reset_index(drop=True)
+    key = counts["day"].to_numpy().astype(np.int64) * PARTS
+    key += counts["msisdn"].to_numpy() % PARTS
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    out: list[tuple[date, bool, list[dict[str, Any]]]] = []
+    for day_n in np.unique(day).tolist():
+        d = _to_date(int(day_n))
+        blocks = stored.get(int(day_n), {})
+        rows = []
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            if int(key[a]) // PARTS != day_n:
+                continue
+            part = int(key[a]) % PARTS
+            new = counts.iloc[a:b].drop(columns=["day"])
+            if part in blocks:
+                new = merge_counts(decode(blocks[part]).to_pandas(), new)
+            table = pa.Table.from_pandas(
+                new[list(AGGREGATE_SCHEMA.names)],
+                schema=AGGREGATE_SCHEMA,
+                preserve_index=False,
+            )
+            rows.append({"day": d, "part": part, "rows": len(new), "data": encode(table, True)})
+        out.append((d, bool(blocks), rows))
+    return out
+
+
+def _device_rows(
+    seen: pa.Table, stored: dict[int, bytes]
+) -> tuple[list[dict[str, Any]], list[int]] | None:
+    """The device blocks to write after ``seen`` (newly seen devices) is merged into the
+    ``stored`` blocks of the partitions it touches, and which stored blocks they replace;
+    None when no device changed (no store access: safe in a thread)."""
+    m = seen["msisdn"].to_numpy()
+    ts = seen["seen_ts"].to_numpy()
+    pos = latest_devices(m, np.ones(len(m), dtype=bool), ts)
+    if not len(pos):
+        return None
+    seen = seen.take(pa.array(pos))  # one row per subscriber, by MSISDN
+    new = pa.table(
+        {
+            "msisdn": seen["msisdn"],
+            "imei": seen["imei"],
+            "tac": pc.utf8_slice_codeunits(seen["imei"], 0, 8),
+            "seen_ts": seen["seen_ts"],
+        }
+    ).cast(DEVICE_SCHEMA)
+    old = [decode(d) for d in stored.values()]
+    if old:
+        merged, changed = _merge_device_block(
+            _by_msisdn(pa.concat_tables([b.cast(DEVICE_SCHEMA) for b in old])), new
+        )
+    else:
+        merged, changed = new, new["msisdn"].to_numpy()
+    if not len(changed):
+        return None
+    dirty = np.unique(changed % DEVICE_PARTS)
+    mm = merged["msisdn"].to_numpy()
+    part_of = mm % DEVICE_PARTS
+    keep = np.isin(part_of, dirty)
+    order = np.flatnonzero(keep)[np.argsort(part_of[keep].astype(np.int16), kind="stable")]
+    merged = merged.take(pa.array(order))
+    part_of = part_of[order]
+    starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])
+    ends = np.r_[starts[1:], len(part_of)]
+    rows = [
+        {
+            "part": int(part_of[a]),
+            "rows": int(b - a),
+            "data": encode_framed(merged.slice(a, b - a)),
+        }
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+    return rows, [r["part"] for r in rows if r["part"] in stored]
+
+
+class _InlineExecutor:
+    """What is submitted, run at once in the calling thread (``ThreadPoolExecutor``'s
+    ``submit``, for a fold too small to be worth threads)."""
+
+    def __enter__(self) -> _InlineExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any) -> Future[_T]:
+        done: Future[_T] = Future()
+        try:
+            done.set_result(fn(*args))
+        except Exception as exc:  # re-raised by ``result()``, as from a worker thread
+            done.set_exception(exc)
+        return done
+
+
 class SqlIngestSession:
     """Implements the ``IngestWriter`` port inside one open SQLAlchemy transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
+        #: The connection's own page cache size while the session's is in force.
+        self._cache_size: int | None = None
+        #: Whether the session stores chunks of ``_BULK_ROWS`` events or more.
+        self._bulk = False
         if self._pg:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_INGEST_LOCK})")
         else:
@@ -177,6 +319,9 @@ class SqlIngestSession:
         """Store the events whose key is new; duplicates (stored before) are only counted."""
         if events.empty:
             return StoredChunk(0, 0, np.zeros(0, dtype=np.int64))
+        if len(events) >= _BULK_ROWS and not self._bulk:
+            self._bulk = True
+            self._bulk_cache()
         keys = events["event_key"].to_numpy(dtype=np.int64)
         submitted = events["submitted_ts"].to_numpy(dtype=np.int64)
         done_known = events["done_ts"].notna().to_numpy()
@@ -374,21 +519,25 @@ class SqlIngestSession:
         return table
 
     def add_quarantine(self, batch_id: str, records: Sequence[QuarantinedRecord]) -> None:
+        """Rejected rows, through the driver: a province-day quarantines tens of thousands,
+        and SQLAlchemy's per-row parameter processing cost three times the insert itself
+        (on the thread that stores the chunks)."""
         if not records:
             return
-        self._conn.execute(
-            quarantine.insert(),
-            [
-                {
-                    "batch_id": batch_id,
-                    "source": r.source,
-                    "line": r.line,
-                    "reason": r.reason,
-                    "raw": r.raw[:2000],
-                }
-                for r in records
-            ],
+        mark = "%s" if self._pg else "?"
+        t = quarantine
+        sql = (
+            f"INSERT INTO {t.name} (batch_id, source, line, reason, raw) "
+            f"VALUES ({', '.join([mark] * 5)})"
         )
+        raw: Any = self._conn.connection.driver_connection
+        cur = raw.cursor()
+        try:
+            cur.executemany(
+                sql, [(batch_id, r.source, r.line, r.reason, r.raw[:2000]) for r in records]
+            )
+        finally:
+            cur.close()
 
     def record_unknown_codes(self, counts: dict[tuple[str, str], int], seen_at: datetime) -> None:
         table = unknown_codes
@@ -415,131 +564,106 @@ class SqlIngestSession:
         """Fold everything this session stored into aggregates, devices, edition days and the
         recent-events index.
 
-        The blocks of the recent-events index are sorted and encoded in a worker thread
-        (Arrow and numpy release the GIL) while this one folds the aggregates, devices and
-        editions; the blocks are inserted afterwards, on this connection."""
+        The fold is split by what needs the connection. This thread reads the stored blocks
+        the fold merges into, then inserts the session's event keys (SQLite runs without the
+        GIL); meanwhile two worker threads compute, without touching the store, the blocks of
+        the recent-events index and the merged aggregate and device blocks (Arrow and numpy
+        release the GIL). The results are written afterwards, on this connection, in the
+        order the statements always ran (keys, aggregates, devices, editions, recent index).
+        Before, this thread computed the aggregates and devices itself after the key insert,
+        and the tail of an ingest ran on about one and a half cores."""
         pending = self._recent.start_flush()
-        with ThreadPoolExecutor(1, thread_name_prefix="recent-blocks") as pool:
+        narrow, self._narrow = self._narrow, []
+        devices, self._devices = self._devices, []
+        editions, self._editions = self._editions, []
+        seen = pa.concat_tables(devices) if devices else None
+        del devices
+        stored_aggregates = self._stored_aggregates(narrow)
+        stored_devices = self._stored_devices(seen) if seen is not None else {}
+        # A few live reports: the fold is less work than starting the threads.
+        pool = ThreadPoolExecutor(2, "ingest-fold") if self._bulk else _InlineExecutor()
+        with pool:
             blocks = pool.submit(build_generation, pending) if pending is not None else None
+            aggregates = pool.submit(_aggregate_rows, narrow, stored_aggregates)
+            device_rows = (
+                pool.submit(_device_rows, seen, stored_devices) if seen is not None else None
+            )
+            del narrow, seen
             self._write_new_keys()
-            self._fold()
+            self._write_aggregates(aggregates.result())
+            if device_rows is not None:
+                self._write_devices(device_rows.result())
+            if editions:
+                self._merge_editions(pd.concat(editions, ignore_index=True))
             if blocks is not None:
                 self._recent.write(blocks.result())
 
-    def _fold(self) -> None:
-        if self._narrow:
-            narrow = pd.concat(self._narrow, ignore_index=True)
-            self._narrow = []
-            counts = daily_counts(
-                narrow["msisdn"].to_numpy(),
-                narrow["day"].to_numpy(),
-                narrow["cause"].to_numpy(),
-                narrow["final"].to_numpy(),
-                narrow["notify_ok"].to_numpy(),
-                narrow["submitted_ts"].to_numpy(),
-            )
-            del narrow
-            self._merge_aggregates(counts)
-        if self._devices:
-            devices = pa.concat_tables(self._devices)
-            self._devices = []
-            self._merge_devices(devices)
-        if self._editions:
-            editions = pd.concat(self._editions, ignore_index=True)
-            self._editions = []
-            self._merge_editions(editions)
+    def _bulk_cache(self) -> None:
+        """The session's small page cache (SQLite; see ``_STREAM_CACHE_KIB``), once."""
+        if self._pg or self._cache_size is not None:
+            return
+        cache = int(self._conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+        if cache < -_STREAM_CACHE_KIB:  # in KiB, and larger than the session's
+            self._cache_size = cache
+            self._conn.exec_driver_sql(f"PRAGMA cache_size=-{_STREAM_CACHE_KIB}")
+
+    def restore_cache(self) -> None:
+        """Give the connection back its own page cache size (SQLite; once is enough). The
+        store calls it when the session ends, failed or not: the connection is pooled."""
+        if self._cache_size is not None:
+            self._conn.exec_driver_sql(f"PRAGMA cache_size={self._cache_size}")
+            self._cache_size = None
+
+    def _stored_aggregates(self, narrow: list[pd.DataFrame]) -> dict[int, dict[int, bytes]]:
+        """The stored aggregate blocks of the days in ``narrow``, by day number and part."""
+        if not narrow:
+            return {}
+        days = np.unique(np.concatenate([np.unique(f["day"].to_numpy()) for f in narrow]))
+        return {day: self._stored_aggregate_day(day) for day in days.tolist()}
+
+    def _stored_aggregate_day(self, day: int) -> dict[int, bytes]:
+        t = daily_aggregate_blocks
+        q = sa.select(t.c.part, t.c.data).where(t.c.day == _to_date(day))
+        return {int(part): data for part, data in self._conn.execute(q)}
 
     def _merge_aggregates(self, counts: pd.DataFrame) -> None:
         """Per (day, MSISDN partition): add to the stored block, or write a new one."""
+        days = np.unique(counts["day"].to_numpy()).tolist()
+        stored = {day: self._stored_aggregate_day(day) for day in days}
+        self._write_aggregates(_merge_aggregate_blocks(counts, stored))
+
+    def _write_aggregates(self, days: list[tuple[date, bool, list[dict[str, Any]]]]) -> None:
+        """Per day: the blocks that replace stored ones are deleted first, then all inserted."""
         t = daily_aggregate_blocks
-        msisdn = counts["msisdn"].to_numpy()
-        day = counts["day"].to_numpy()
-        # Stable, so each (day, part) slice stays sorted by MSISDN.
-        order = _stable_order_by(day, msisdn % PARTS, PARTS)
-        counts = counts.iloc[order].reset_index(drop=True)
-        key = counts["day"].to_numpy().astype(np.int64) * PARTS
-        key += counts["msisdn"].to_numpy() % PARTS
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        ends = np.r_[starts[1:], len(key)]
-        for day_n in np.unique(day).tolist():
-            d = _to_date(int(day_n))
-            stored = {
-                int(part): data
-                for part, data in self._conn.execute(
-                    sa.select(t.c.part, t.c.data).where(t.c.day == d)
-                )
-            }
-            rows = []
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-                if int(key[a]) // PARTS != day_n:
-                    continue
-                part = int(key[a]) % PARTS
-                new = counts.iloc[a:b].drop(columns=["day"])
-                if part in stored:
-                    new = merge_counts(decode(stored[part]).to_pandas(), new)
-                table = pa.Table.from_pandas(
-                    new[list(AGGREGATE_SCHEMA.names)],
-                    schema=AGGREGATE_SCHEMA,
-                    preserve_index=False,
-                )
-                rows.append({"day": d, "part": part, "rows": len(new), "data": encode(table, True)})
-            if stored:
+        for d, had_blocks, rows in days:
+            if had_blocks:
                 self._conn.execute(
                     t.delete().where(t.c.day == d, t.c.part.in_([r["part"] for r in rows]))
                 )
             self._conn.execute(t.insert(), rows)
 
-    def _merge_devices(self, seen: pa.Table) -> None:
-        """A device row changes only when the subscriber shows up with another IMEI; only the
-        blocks that hold such a change are rewritten."""
+    def _stored_devices(self, seen: pa.Table) -> dict[int, bytes]:
+        """The stored device blocks of the partitions that ``seen`` touches."""
         t = device_blocks
-        m = seen["msisdn"].to_numpy()
-        ts = seen["seen_ts"].to_numpy()
-        pos = latest_devices(m, np.ones(len(m), dtype=bool), ts)
-        if not len(pos):
-            return
-        seen = seen.take(pa.array(pos))  # one row per subscriber, by MSISDN
-        new = pa.table(
-            {
-                "msisdn": seen["msisdn"],
-                "imei": seen["imei"],
-                "tac": pc.utf8_slice_codeunits(seen["imei"], 0, 8),
-                "seen_ts": seen["seen_ts"],
-            }
-        ).cast(DEVICE_SCHEMA)
-        touched = np.unique(new["msisdn"].to_numpy() % DEVICE_PARTS)
+        # The partitions present, in order: a count per partition, not a sort of the rows.
+        per_part = np.bincount(seen["msisdn"].to_numpy() % DEVICE_PARTS, minlength=DEVICE_PARTS)
+        touched = np.flatnonzero(per_part)
         q = sa.select(t.c.part, t.c.data)
         if len(touched) <= 500:  # a few live reports: their partitions only
             q = q.where(t.c.part.in_(touched.tolist()))
         wanted = set(touched.tolist())
-        stored = {int(p): d for p, d in self._conn.execute(q) if int(p) in wanted}
-        old = [decode(d) for d in stored.values()]
-        if old:
-            merged, changed = _merge_device_block(
-                _by_msisdn(pa.concat_tables([b.cast(DEVICE_SCHEMA) for b in old])), new
-            )
-        else:
-            merged, changed = new, new["msisdn"].to_numpy()
-        if not len(changed):
+        return {int(p): d for p, d in self._conn.execute(q) if int(p) in wanted}
+
+    def _merge_devices(self, seen: pa.Table) -> None:
+        """A device row changes only when the subscriber shows up with another IMEI; only the
+        blocks that hold such a change are rewritten."""
+        self._write_devices(_device_rows(seen, self._stored_devices(seen)))
+
+    def _write_devices(self, change: tuple[list[dict[str, Any]], list[int]] | None) -> None:
+        if change is None:
             return
-        dirty = np.unique(changed % DEVICE_PARTS)
-        mm = merged["msisdn"].to_numpy()
-        part_of = mm % DEVICE_PARTS
-        keep = np.isin(part_of, dirty)
-        order = np.flatnonzero(keep)[np.argsort(part_of[keep].astype(np.int16), kind="stable")]
-        merged = merged.take(pa.array(order))
-        part_of = part_of[order]
-        starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]])
-        ends = np.r_[starts[1:], len(part_of)]
-        rows = [
-            {
-                "part": int(part_of[a]),
-                "rows": int(b - a),
-                "data": encode_framed(merged.slice(a, b - a)),
-            }
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
-        ]
-        rewritten = [r["part"] for r in rows if r["part"] in stored]
+        t = device_blocks
+        rows, rewritten = change
         for i in range(0, len(rewritten), 1000):
             self._conn.execute(t.delete().where(t.c.part.in_(rewritten[i : i + 1000])))
         self._conn.execute(t.insert(), rows)

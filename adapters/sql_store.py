@@ -7,6 +7,7 @@ methods here (``recent_events``, ``daily_aggregates``, ``devices``, ``edition_st
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -130,8 +131,13 @@ class SqlStore:
     def ingest_session(self) -> Iterator[SqlIngestSession]:
         with self.engine.begin() as conn:
             session = SqlIngestSession(conn)
-            yield session
-            session.finish()
+            try:
+                yield session
+                session.finish()
+            finally:
+                # The pooled connection outlives the session; a failed one is rolled back.
+                with contextlib.suppress(sa.exc.DBAPIError):
+                    session.restore_cache()
 
     def ingest_events(self, events: pd.DataFrame) -> StoredChunk:
         """Store one frame of events in its own transaction."""

@@ -115,10 +115,10 @@ class IngestSummary:
     by_cause: Counter[str] = field(default_factory=Counter)
     unknown_codes: Counter[str] = field(default_factory=Counter)
     failed_sources: dict[str, str] = field(default_factory=dict)
-    #: Seconds per stage, summed over sources: ``read`` (file to text columns) and
-    #: ``prepare`` (validate, classify, keys) run in a worker thread, overlapping ``store``
-    #: (keys, segments) and ``wait`` (the store waiting for the worker); ``fold`` is the
-    #: end of each source (aggregates, devices, editions, commit).
+    #: Seconds per stage, summed over sources: ``read`` (file to text columns, and their
+    #: checks) and ``prepare`` (quarantine, classify, keys) run in two worker threads,
+    #: overlapping ``store`` (keys, segments) and ``wait`` (the store waiting for the
+    #: workers); ``fold`` is the end of each source (aggregates, devices, editions, commit).
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def as_dict(self) -> dict[str, Any]:
@@ -239,6 +239,37 @@ class _Prepared:
     duplicates: int
 
 
+class _Checked:
+    """A chunk whose fields are checked: why each row is rejected (an index into
+    ``reasons``, -1 if it is not), its normalised MSISDNs and parsed times, and its text
+    columns stripped so far (each is stripped once, for the checks and the output alike)."""
+
+    def __init__(self, chunk: RawChunk, df: pd.DataFrame) -> None:
+        self.chunk = chunk
+        self.df = df
+        self.reasons: list[str] = []
+        self.reason = np.full(len(df), -1, dtype=np.int16)
+        self.stripped: dict[str, pd.Series] = {}
+        self.msisdn = pd.Series(dtype="string")
+        self.submitted = pd.Series(dtype="datetime64[ns, UTC]")
+        self.done = pd.Series(dtype="datetime64[ns, UTC]")
+
+    def strip(self, col: str) -> pd.Series:
+        if col not in self.stripped:
+            self.stripped[col] = self.df[col].str.strip()
+        return self.stripped[col]
+
+    def blank(self, col: str) -> npt.NDArray[np.bool_]:
+        text = self.strip(col)
+        return (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
+
+    def reject(self, mask: pd.Series | npt.NDArray[np.bool_], why: str) -> None:
+        fresh = np.asarray(mask, dtype=bool) & (self.reason < 0)
+        if fresh.any():
+            self.reason[fresh] = len(self.reasons)
+            self.reasons.append(why)
+
+
 class IngestService:
     """Turns raw chunks into stored events; bad rows go to quarantine, never abort the batch."""
 
@@ -340,10 +371,13 @@ class IngestService:
         """Validate, classify and store one chunk."""
         self._store_prepared(self._prepare_chunk(chunk), summary, writer)
 
-    def _prepare_chunk(self, chunk: RawChunk) -> _Prepared:
-        """The CPU half of a chunk (no store access): safe to run ahead in another thread."""
+    def _prepare_chunk(self, chunk: RawChunk | _Checked) -> _Prepared:
+        """The CPU half of a chunk (no store access): safe to run ahead in another thread.
+        ``chunk`` may have been checked already (``_check``, in the reading thread)."""
+        checked = chunk if isinstance(chunk, _Checked) else self._check(chunk)
+        chunk = checked.chunk
         quarantine = list(chunk.quarantined)
-        events = self._prepare(chunk, quarantine)
+        events = self._prepare(checked, quarantine)
         unknown_counts: dict[tuple[str, str], int] = {}
         by_cause: dict[str, int] = {}
         duplicates = 0
@@ -391,13 +425,18 @@ class IngestService:
     def _prepared_chunks(
         self, reader: ReportReader, seconds: defaultdict[str, float] | None = None
     ) -> Iterator[_Prepared]:
-        """A three-stage pipeline: one thread reads and parses chunks, another validates and
-        classifies them, the caller stores them. Arrow parsing, pandas kernels and SQLite
-        release the GIL, so on two cores the stages overlap. Each hand-over holds at most one
-        chunk, so at most five chunks are in memory at a time."""
+        """A three-stage pipeline: one thread reads and parses chunks and checks their fields
+        (required values, MSISDNs, times), another classifies them and makes their keys, the
+        caller stores them. Arrow parsing, pandas kernels and SQLite release the GIL, so on two
+        cores the stages overlap. Each hand-over holds at most one chunk, so at most five
+        chunks are in memory at a time. (The checks run in the reading thread because the
+        preparing one was the slowest of the three: the pipeline went at its pace while the
+        reading thread waited for it about half the time.)"""
         spent: defaultdict[str, float] = defaultdict(float)
         try:
-            raw = _run_ahead(reader.chunks(), "ingest-read", spent, "read")
+            raw = _run_ahead(
+                (self._check(c) for c in reader.chunks()), "ingest-read", spent, "read"
+            )
             yield from _run_ahead(
                 (self._prepare_chunk(c) for c in raw), "ingest-prepare", spent, "prepare"
             )
@@ -408,44 +447,36 @@ class IngestService:
 
     # -- preparation -------------------------------------------------------------------
 
-    def _prepare(self, chunk: RawChunk, quarantine: list[QuarantinedRecord]) -> pd.DataFrame:
+    def _check(self, chunk: RawChunk) -> _Checked:
+        """The first half of preparing a chunk: which rows are rejected and why (required
+        values, MSISDNs, times), with the normalised MSISDNs and parsed times."""
         df = chunk.frame
         for col in INPUT_COLUMNS:
             if col not in df.columns:
                 df[col] = pd.Series(pd.NA, index=df.index, dtype="string")
-        # Why each row is rejected, as an index into ``reasons`` (-1: not rejected).
-        reasons: list[str] = []
-        reason = np.full(len(df), -1, dtype=np.int16)
-        stripped: dict[str, pd.Series] = {}
+        checked = _Checked(chunk, df)
+        for col in chunk.required or REQUIRED_COLUMNS:
+            checked.reject(checked.blank(col), f"missing required field {col}")
+        checked.msisdn = self._normaliser.normalise_series(df["msisdn"])
+        checked.reject(checked.msisdn.isna(), "invalid MSISDN")
+        checked.submitted = _parse_times(df["submitted_at"], self._tz)
+        checked.reject(checked.submitted.isna(), "unparsable submitted_at (ISO 8601 expected)")
+        checked.done = _parse_times(df["done_at"], self._tz)
+        checked.reject(
+            checked.done.isna().to_numpy() & ~checked.blank("done_at"),
+            "unparsable done_at (ISO 8601 expected)",
+        )
+        return checked
 
-        def strip(col: str) -> pd.Series:
-            """Each text column is stripped once, for the checks and the output alike."""
-            if col not in stripped:
-                stripped[col] = df[col].str.strip()
-            return stripped[col]
-
-        def blank(col: str) -> npt.NDArray[np.bool_]:
-            text = strip(col)
-            return (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
+    def _prepare(self, checked: _Checked, quarantine: list[QuarantinedRecord]) -> pd.DataFrame:
+        """The second half: rejected rows quarantined, the others classified and keyed."""
+        chunk, df = checked.chunk, checked.df
+        reason, reasons, strip = checked.reason, checked.reasons, checked.strip
+        msisdn, submitted, done = checked.msisdn, checked.submitted, checked.done
 
         def none_if_blank(col: str) -> pd.Series:
             text = strip(col)[ok]
             return text.where(text != "")
-
-        def reject(mask: pd.Series | npt.NDArray[np.bool_], why: str) -> None:
-            fresh = np.asarray(mask, dtype=bool) & (reason < 0)
-            if fresh.any():
-                reason[fresh] = len(reasons)
-                reasons.append(why)
-
-        for col in chunk.required or REQUIRED_COLUMNS:
-            reject(blank(col), f"missing required field {col}")
-        msisdn = self._normaliser.normalise_series(df["msisdn"])
-        reject(msisdn.isna(), "invalid MSISDN")
-        submitted = _parse_times(df["submitted_at"], self._tz)
-        reject(submitted.isna(), "unparsable submitted_at (ISO 8601 expected)")
-        done = _parse_times(df["done_at"], self._tz)
-        reject(done.isna().to_numpy() & ~blank("done_at"), "unparsable done_at (ISO 8601 expected)")
 
         bad = reason >= 0
         if bad.any():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mmsq.adapters.cdr_csv import CdrFileError, CdrFileReader
-from mmsq.adapters.sql_store import SchemaNotCurrentError, SqlStore
+from mmsq.adapters.sql_store import SchemaNotCurrentError, SqlStore, create_engine_for
 from mmsq.classify import Classifier
 from mmsq.ingest import IngestService
 from mmsq.msisdn import MsisdnNormaliser
@@ -217,3 +217,92 @@ def test_mm7_delivery_report_and_smpp_receipt_are_stored_and_classified(
     summary = service.ingest_reports("live", [dr, receipt])
     assert summary.stored == 2
     assert dict(summary.by_cause) == {"delivered": 1, "unreachable": 1}
+
+
+def test_an_ingest_session_gives_the_connection_its_page_cache_back(tmp_path: Path) -> None:
+    """The smaller cache of a session storing chunks ends with it, failed or not."""
+    store = SqlStore(create_engine_for(f"sqlite:///{tmp_path / 'x.db'}", pool_size=1))
+    store.upgrade()
+
+    def cache() -> int:
+        with store.engine.connect() as conn:
+            return int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+    try:
+        usual = cache()
+        with store.ingest_session() as session:
+            session._bulk_cache()  # as a chunk of 65,536 events or more does
+            inside = int(session._conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+        assert (usual, inside, cache()) == (-262144, -32768, usual)
+
+        def fail_in_a_bulk_session() -> None:
+            with store.ingest_session() as session:
+                session._bulk_cache()
+                raise RuntimeError("a chunk failed")
+
+        with pytest.raises(RuntimeError):
+            fail_in_a_bulk_session()
+        assert cache() == usual
+    finally:
+        store.close()
+
+
+def _tables(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every table the ingest writes, in storage order (batch ids left out)."""
+    engine = create_engine_for(url)
+    order = {"event_keys": "part, event_key", "unknown_codes": "namespace, code"}
+    out = {}
+    with engine.connect() as conn:
+        for table in (
+            "event_segments",
+            "event_keys",
+            "daily_aggregate_blocks",
+            "device_blocks",
+            "edition_daily",
+            "recent_event_blocks",
+            "quarantine",
+        ):
+            rows = conn.exec_driver_sql(
+                f"SELECT * FROM {table} ORDER BY {order.get(table, 'rowid')}"
+            ).all()
+            out[table] = [tuple(v for k, v in r._mapping.items() if k != "batch_id") for r in rows]
+    engine.dispose()
+    return out
+
+
+def test_the_threaded_fold_of_a_bulk_session_stores_what_the_inline_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bulk sessions (chunks of 65,536 events or more) fold in worker threads, small ones in
+    the calling thread: the same tables either way, for a first ingest and for a file of
+    rows stored before, new ones and repeated ones."""
+    from mmsq.adapters import sql_ingest_session
+    from mmsq.simulators.cdr_generator import CdrSpec, write_cdr
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_cdr(first, CdrSpec(subscribers=400, malformed_share=0.02))
+    write_cdr(second, CdrSpec(subscribers=500, malformed_share=0.02, seed=8))
+    mixed = tmp_path / "mixed.csv"
+    a, b = first.read_text().splitlines(), second.read_text().splitlines()
+    mixed.write_text("\n".join([a[0], *a[1:300], *b[1:], *b[50:120]]) + "\n")
+    results = []
+    for bulk_rows in (1, 10**9):
+        monkeypatch.setattr(sql_ingest_session, "_BULK_ROWS", bulk_rows)
+        url = f"sqlite:///{tmp_path / f'bulk-{bulk_rows}.db'}"
+        store = SqlStore.from_url(url)
+        store.upgrade()
+        rules = load_rules()
+        service = IngestService(
+            store,
+            Classifier(rules.status_codes),
+            MsisdnNormaliser("CN"),
+            FixedClock(),
+            "Asia/Shanghai",
+        )
+        for path in (first, mixed):
+            service.ingest([CdrFileReader(path, chunk_bytes=65536)])
+        store.close()
+        results.append(_tables(url))
+    threaded, inline = results
+    assert all(threaded[t] for t in threaded if t != "quarantine")
+    assert threaded == inline

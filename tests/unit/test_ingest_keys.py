@@ -1,4 +1,5 @@
-"""Event keys and segment order: the faster computations give what the plain ones give."""
+"""Event keys, segment and recent-index order, newline counts: the faster computations give
+what the plain ones give."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from mmsq.adapters.cdr_csv import _count_newlines
+from mmsq.adapters.recent_blocks import RECENT_PARTS, _partition_order
 from mmsq.adapters.sql_ingest_session import _json_ints, _segment_order, _stable_order_by
 from mmsq.ingest import _event_keys
 from mmsq.text_hash import hash_text
@@ -103,3 +106,29 @@ def test_json_ints_is_json_of_the_values() -> None:
     values[:3] = [-(2**63), 2**63 - 1, 0]
     assert json.loads(_json_ints(values)) == values.tolist()
     assert json.loads(_json_ints(values[:0])) == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_recent_partition_order_is_the_stable_argsort(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 5000))
+    width = int(rng.choice([10, 5000, 10**8, 2**40]))
+    # Few distinct numbers when the range is narrow: many ties, which keep input order.
+    m = 8613800000000 + rng.integers(0, width, n)
+    part = m % RECENT_PARTS
+    expected = np.argsort((part << 50) | m, kind="stable")
+    assert np.array_equal(_partition_order(m, part), expected)
+
+
+def test_recent_partition_order_falls_back_beyond_50_bit_msisdns() -> None:
+    m = np.array([2**52 + 3, 5, 2**51 + 3, 5, 4096 + 5], dtype=np.int64)
+    part = m % RECENT_PARTS
+    expected = np.argsort((part << 50) | m, kind="stable")
+    assert np.array_equal(_partition_order(m, part), expected)
+
+
+@pytest.mark.parametrize("step", [1, 3, 64, 1 << 20])
+def test_newlines_counted_in_steps(step: int) -> None:
+    data = np.frombuffer(b"a,b\n\nc,d\r\n" * 37 + b"tail", dtype=np.uint8)
+    assert _count_newlines(data, step) == 111
+    assert _count_newlines(data[:0], step) == 0
