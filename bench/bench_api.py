@@ -234,6 +234,7 @@ def make_app() -> Any:
     from mmsq.adapters.sql_store import create_engine_for
     from mmsq.adapters.sql_subscriptions_schema import subscriptions
     from mmsq.api import create_app, use_threads
+    from mmsq.api.app import settle_heap
     from mmsq.bootstrap import SystemClock, build_api_services
     from mmsq.classify import Classifier
     from mmsq.mms_content import OutboxContent
@@ -243,7 +244,7 @@ def make_app() -> Any:
 
     url = os.environ["BENCH_API_URL"]
     limits = os.environ.get("BENCH_API_LIMITS")
-    threads = int(os.environ.get("BENCH_API_THREADS", ApiSettings().threads))
+    threads = ApiSettings().threads
     engine = create_engine_for(url, pool_size=threads + 2, max_overflow=4)
     api_settings = ApiSettings(rate_limit_per_minute=10_000_000, rate_limit_burst=1_000_000)
     settings = Settings(api=api_settings)
@@ -268,6 +269,7 @@ def make_app() -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         use_threads(threads)
+        settle_heap()  # as the product's lifespan does
         yield
         api.state.audit_writer.close()
 

@@ -491,6 +491,7 @@ def build_daemon(
     from mmsq.adapters.mm7_vasp import mm7_delivery_report_router
     from mmsq.adapters.scheduler import ApsScheduler
     from mmsq.adapters.sql_write_lock import SerialisedWrites
+    from mmsq.api.app import settle_heap
     from mmsq.api.routes import PREFIX as API_PREFIX
 
     cfg = settings.daemon
@@ -536,6 +537,7 @@ def build_daemon(
         http = ThreadedHttpServer(
             http_app, cfg.host, cfg.port, graceful_s=min(10.0, cfg.shutdown_grace_s)
         )
+        settle_heap()  # everything is built: out of the collector's full collections
 
         def close() -> None:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,3 +75,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 # ============================================================================================
 # (more shared fixtures go below, one section per topic)
 # ============================================================================================
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_heap() -> Iterator[None]:
+    """A served app freezes the heap at start-up (``settle_heap``); in the test process the
+    objects of earlier tests are given back to the collector after each test."""
+    yield
+    gc.unfreeze()

@@ -4,6 +4,7 @@ read exactly what they read on connections of their own."""
 from __future__ import annotations
 
 import copy
+import gc
 import threading
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -151,3 +152,12 @@ def test_prefetched_rows_are_handed_out_once_and_only_for_their_parameters(
     assert [r.msisdn for r in other] == [MMSQ_SUSPENDED]
     if ahead is not None:  # the driver's rows read as SQLAlchemy's do
         assert [tuple(r) for r in ahead] == [tuple(r) for r in again]
+
+
+def test_the_served_api_takes_start_up_objects_out_of_full_collections(world: ApiWorld) -> None:
+    """Full collections walked every object start-up made (140 to 180 ms a pause under load)."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with TestClient(world.app) as client:
+        assert gc.get_freeze_count() > 10_000
+        assert client.get("/v1/subscribers/13800138000/diagnosis", headers=world.auth()).is_success
