@@ -14,7 +14,24 @@ import threading
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["ThreadedHttpServer"]
+__all__ = ["ThreadedHttpServer", "bind_socket"]
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (IPv6 when the host has a colon), not yet
+    listening; ``reuse_port`` lets other sockets bind the same address (``SO_REUSEPORT``).
+    An address that cannot be bound raises OSError naming it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
 
 
 class ThreadedHttpServer:
@@ -35,15 +52,8 @@ class ThreadedHttpServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(128)
-        except OSError as exc:
-            sock.close()
-            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
+        sock = bind_socket(self.host, self.port)
+        sock.listen(128)
         self._sock = sock
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(

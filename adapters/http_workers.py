@@ -29,6 +29,8 @@ from typing import Any
 
 import structlog
 
+from mmsq.adapters.http_server import bind_socket
+
 __all__ = ["ReusePortWorkers", "reuse_port_supported"]
 
 log = structlog.get_logger("mmsq.api")
@@ -42,24 +44,11 @@ def reuse_port_supported() -> bool:
     return hasattr(socket, "SO_REUSEPORT")
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    return sock
-
-
 def _serve(app: str, host: str, port: int, options: dict[str, Any]) -> None:
     """A worker process: its own listening socket on the shared address, then uvicorn."""
     import uvicorn
 
-    sock = _bind(host, port)
+    sock = bind_socket(host, port, reuse_port=True)
     sock.listen(2048)
     config = uvicorn.Config(app, factory=True, **options)
     uvicorn.Server(config).run(sockets=[sock])
@@ -76,7 +65,8 @@ class ReusePortWorkers:
         self.host = host
         self.workers = workers
         self.options = options
-        self._reserved = _bind(host, port)  # bound, not listening: receives no connection
+        # Bound, not listening: it reserves the address and receives no connection.
+        self._reserved = bind_socket(host, port, reuse_port=True)
         self.port: int = self._reserved.getsockname()[1]
         self._stop = threading.Event()
 

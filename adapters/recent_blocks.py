@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mmsq.adapters.event_blocks import EVENT_SCHEMA
-from mmsq.adapters.sql_read_scope import prefetched
+from mmsq.adapters.sql_read_scope import driver_rows, prefetched
 from mmsq.adapters.sql_recent_schema import recent_event_blocks
 
 __all__ = [
@@ -193,15 +193,18 @@ class _Block(NamedTuple):
     data: bytes
 
 
-_PG_SQL: dict[str, str] = {}
+def newest_blocks_params(msisdn: int, skip: int = 0) -> dict[str, int]:
+    """The parameters of ``_NEWEST_BLOCKS`` for a subscriber (digits of the E.164 number),
+    the first ``skip`` blocks of its partition passed over."""
+    return {"part": msisdn % RECENT_PARTS, "n": _FIRST_BLOCKS, "skip": skip}
 
 
-def _fetch_blocks(conn: Connection, part: int, skip: int) -> list[_Block]:
+def _fetch_blocks(conn: Connection, msisdn: int, skip: int) -> list[_Block]:
     """``_NEWEST_BLOCKS``, newest first: fetched ahead by the enclosing read scope, or read
     now. On PostgreSQL through the driver in binary format: bytea comes as bytes instead of
     hex text twice its size, which the server encodes and the client decodes (about 0.2 ms of
     CPU each per look-up, 120 KB of blocks at 1.5M subscribers)."""
-    params = {"part": part, "n": _FIRST_BLOCKS, "skip": skip}
+    params = newest_blocks_params(msisdn, skip)
     rows = prefetched(conn, _NEWEST_BLOCKS, params)
     if rows is None:
         rows = _read_blocks(conn, params)
@@ -211,16 +214,12 @@ def _fetch_blocks(conn: Connection, part: int, skip: int) -> list[_Block]:
 
 
 def _read_blocks(conn: Connection, params: dict[str, int]) -> list[Any]:
-    if conn.dialect.name != "postgresql":
-        return list(conn.execute(_NEWEST_BLOCKS, params))
-    sql = _PG_SQL.get(conn.dialect.driver)
-    if sql is None:
-        sql = _PG_SQL[conn.dialect.driver] = str(_NEWEST_BLOCKS.compile(dialect=conn.dialect))
-    cur: Any = conn.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
-    try:
-        return list(cur.execute(sql, params, prepare=True).fetchall())
-    finally:
-        cur.close()
+    rows: list[Any]
+    if conn.dialect.name == "postgresql":
+        rows = driver_rows(conn, _NEWEST_BLOCKS, params)
+    else:
+        rows = list(conn.execute(_NEWEST_BLOCKS, params))
+    return rows
 
 
 def _rows_of(batch: pa.RecordBatch, msisdn: int) -> pa.RecordBatch | None:
@@ -261,13 +260,12 @@ def read_recent(
     anything the unread blocks hold: usually one statement and a handful of small blocks,
     whatever the number of generations. (Each block's data decodes in tens of microseconds.)
     """
-    part = msisdn % RECENT_PARTS
     hits: list[pa.RecordBatch] = []
     found_ts: list[int] = []  # submissions found so far, newest first
     cutoff: int | None = None
     skip = 0
     while True:
-        blocks = _fetch_blocks(conn, part, skip)
+        blocks = _fetch_blocks(conn, msisdn, skip)
         if cutoff is None:
             if not blocks:
                 newest = conn.execute(sa.select(sa.func.max(_t.c.ts_max))).scalar_one_or_none()

@@ -6,8 +6,9 @@ transitions, and its latest resends. Each adapter still runs its own look-up (an
 a read was not foreseen here); on PostgreSQL the scope built here sends these six statements
 in one round trip first, so that each look-up finds its rows already read.
 
-The parameters must be those the adapters pass: a statement whose parameters differ is read
-again by its adapter (correct, one round trip more). The integration tests check that a
+The parameters are those the adapters pass (the blocks' and the device block's come from the
+functions the adapters use): a statement whose parameters differ is read again by its adapter
+(correct, one round trip more). The integration tests check that a
 diagnosis on PostgreSQL runs no statement of its own beyond these.
 """
 
@@ -17,12 +18,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from mmsq.adapters.event_blocks import DEVICE_PARTS
-from mmsq.adapters.recent_blocks import _FIRST_BLOCKS, _NEWEST_BLOCKS, RECENT_PARTS
+from mmsq.adapters.recent_blocks import _NEWEST_BLOCKS, newest_blocks_params
 from mmsq.adapters.sql_api import _RESENDS_FOR
 from mmsq.adapters.sql_read_scope import Prefetch, SqlReadScope
 from mmsq.adapters.sql_recovery import _RECENT_TRANSITIONS, _STATE_FOR
-from mmsq.adapters.sql_store import _DEVICE_BLOCK
+from mmsq.adapters.sql_store import _DEVICE_BLOCK, device_block_params
 from mmsq.adapters.sql_subscriptions import _SUBSCRIPTIONS_OF
 
 __all__ = ["diagnosis_read_scope"]
@@ -40,15 +40,12 @@ def diagnosis_read_scope(engine: Engine, *, transitions: int, resends: int) -> S
     def msisdn(m: str) -> dict[str, Any]:
         return {"msisdn": m}
 
-    def blocks(m: str) -> dict[str, Any]:
-        return {"part": _digits(m) % RECENT_PARTS, "n": _FIRST_BLOCKS, "skip": 0}
-
     return SqlReadScope(
         engine,
         prefetch=[
             Prefetch(_SUBSCRIPTIONS_OF, msisdn),
-            Prefetch(_NEWEST_BLOCKS, blocks),
-            Prefetch(_DEVICE_BLOCK, lambda m: {"part": _digits(m) % DEVICE_PARTS}),
+            Prefetch(_NEWEST_BLOCKS, lambda m: newest_blocks_params(_digits(m))),
+            Prefetch(_DEVICE_BLOCK, lambda m: device_block_params(_digits(m))),
             Prefetch(_STATE_FOR, msisdn),
             Prefetch(_RECENT_TRANSITIONS, lambda m: {"msisdn": m, "limit": transitions}),
             Prefetch(_RESENDS_FOR, lambda m: {"msisdn": m, "limit": resends}),

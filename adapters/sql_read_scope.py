@@ -46,6 +46,7 @@ from sqlalchemy.sql import visitors
 __all__ = [
     "Prefetch",
     "SqlReadScope",
+    "driver_rows",
     "prefetched",
     "read_connection",
     "read_engine",
@@ -85,7 +86,7 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
     """A connection for a read on ``engine``: the enclosing scope's when it is open on the
     same pool, else one checked out for this read and returned after it."""
     ambient = _AMBIENT.get()
-    if ambient is not None and not ambient.conn.closed and ambient.conn.engine.pool is engine.pool:
+    if ambient is not None and ambient.conn.engine.pool is engine.pool:
         yield ambient.conn
         return
     with engine.connect() as conn:
@@ -113,6 +114,24 @@ def read_rows(conn: Connection, statement: sa.Executable, params: Mapping[str, A
     if rows is None:
         rows = list(conn.execute(statement, dict(params)))
     return rows
+
+
+_DRIVER_SQL: dict[tuple[int, str], str] = {}
+
+
+def driver_rows(
+    conn: Connection, statement: sa.Select[Any], params: Mapping[str, Any]
+) -> list[Any]:
+    """PostgreSQL: the rows of ``statement`` (a long-lived statement: compiled once) through
+    psycopg in binary format, prepared on the server; bytea arrives as bytes instead of hex
+    text twice its size (which the server encodes and the client decodes), arrays typed."""
+    key = (id(statement), conn.dialect.driver)
+    sql = _DRIVER_SQL.get(key)
+    if sql is None:
+        sql = _DRIVER_SQL[key] = str(statement.compile(dialect=conn.dialect))
+    driver: Any = conn.connection.driver_connection
+    with driver.cursor(binary=True) as cur:
+        return list(cur.execute(sql, dict(params), prepare=True).fetchall())
 
 
 _ROW_TYPES: dict[tuple[str, ...], type] = {}
@@ -185,7 +204,6 @@ class SqlReadScope:
         self._engine = read_engine(engine)
         self._prefetch = tuple(prefetch)
         self._combined = _combine(self._prefetch) if self._prefetch else None
-        self._sql: str | None = None  # compiled on first use
 
     @contextmanager
     def __call__(self, subject: str | None = None) -> Iterator[None]:
@@ -205,13 +223,9 @@ class SqlReadScope:
     def _fetch_ahead(
         self, conn: Connection, combined: _Combined, subject: str, ambient: _Ambient
     ) -> None:
-        if self._sql is None:
-            self._sql = str(combined.statement.compile(dialect=conn.dialect))
         values = [dict(p.params(subject)) for p in self._prefetch]
         named = {f"p{i}_{k}": v for i, params in enumerate(values) for k, v in params.items()}
-        driver: Any = conn.connection.driver_connection
-        with driver.cursor(binary=True) as cur:  # typed arrays; bytea as bytes, not hex text
-            row = cur.execute(self._sql, named, prepare=True).fetchone()
+        (row,) = driver_rows(conn, combined.statement, named)  # aggregates: one row
         for p, params, names, part in zip(
             self._prefetch, values, combined.names, combined.slices, strict=True
         ):

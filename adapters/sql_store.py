@@ -84,6 +84,11 @@ def create_engine_for(url: str, echo: bool = False, **pool: Any) -> Engine:
 _DEVICE_BLOCK = sa.select(device_blocks.c.data).where(device_blocks.c.part == sa.bindparam("part"))
 
 
+def device_block_params(msisdn: int) -> dict[str, int]:
+    """The parameters of ``_DEVICE_BLOCK`` for a subscriber (digits of the E.164 number)."""
+    return {"part": msisdn % DEVICE_PARTS}
+
+
 class SqlStore:
     """Implements the EventStore port on a SQLAlchemy engine."""
 
@@ -386,7 +391,7 @@ class SqlStore:
             return None
         m = int(digits)
         with read_connection(self.engine) as conn:
-            rows = read_rows(conn, _DEVICE_BLOCK, {"part": m % DEVICE_PARTS})
+            rows = read_rows(conn, _DEVICE_BLOCK, device_block_params(m))
         data = rows[0][0] if rows else None
         if data is None:
             return None

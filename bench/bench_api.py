@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -227,14 +227,13 @@ def make_app() -> Any:
     under /v1 as the daemon and `mmsq api` mount it, and the bare endpoint beside it. With
     several workers, rate limits are shared through a file, as `mmsq api --workers` does."""
     import sqlalchemy as sa
-    from fastapi import FastAPI
 
     from mmsq.adapters.shared_rate_limit import SharedRateLimiter
     from mmsq.adapters.sql_mms_outbox import SqlMmsOutboxStore
     from mmsq.adapters.sql_store import create_engine_for
     from mmsq.adapters.sql_subscriptions_schema import subscriptions
-    from mmsq.api import create_app, use_threads
-    from mmsq.api.app import settle_heap
+    from mmsq.api import create_app
+    from mmsq.api.app import serve_app
     from mmsq.bootstrap import SystemClock, build_api_services
     from mmsq.classify import Classifier
     from mmsq.mms_content import OutboxContent
@@ -266,14 +265,7 @@ def make_app() -> Any:
     )
     api = create_app(services)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        use_threads(threads)
-        settle_heap()  # as the product's lifespan does
-        yield
-        api.state.audit_writer.close()
-
-    root = FastAPI(lifespan=lifespan)
+    root = serve_app(api, on_close=engine.dispose)  # /v1, threads, heap: as served
     one_row = sa.select(subscriptions.c.status).where(
         subscriptions.c.msisdn == sa.bindparam("m"), subscriptions.c.product == "bench-daily"
     )
@@ -284,7 +276,6 @@ def make_app() -> Any:
             status = conn.execute(one_row, {"m": "+86" + msisdn}).scalar()
         return {"status": status}
 
-    root.mount("/v1", api)  # as the daemon mounts it
     return root
 
 
