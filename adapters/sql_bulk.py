@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-__all__ = ["SqlBulkLoad", "frame_rows"]
+__all__ = ["SqlBulkLoad", "bulk_load", "frame_rows"]
 
 
 def _column(series: pd.Series) -> list[Any]:
@@ -26,6 +26,26 @@ def frame_rows(frame: pd.DataFrame, columns: Sequence[str]) -> Iterable[tuple[An
     return zip(*(_column(frame[c]) for c in columns), strict=True)
 
 
+def bulk_load(
+    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """``rows`` into ``table`` through the driver, inside ``conn``'s transaction: COPY on
+    PostgreSQL, ``executemany`` on SQLite (no per-row parameter processing by SQLAlchemy)."""
+    raw: Any = conn.connection.driver_connection
+    cols = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" * len(columns))
+    cur = raw.cursor()
+    try:
+        cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+    finally:
+        cur.close()
+
+
 class SqlBulkLoad:
     """Mixin for a store with ``dialect``: bulk row loads and staging tables."""
 
@@ -34,19 +54,7 @@ class SqlBulkLoad:
     def _load(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
     ) -> None:
-        raw: Any = conn.connection.driver_connection
-        cols = ", ".join(columns)
-        if self.dialect == "postgresql":
-            with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        marks = ", ".join("?" * len(columns))
-        cur = raw.cursor()
-        try:
-            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
-        finally:
-            cur.close()
+        bulk_load(conn, table, columns, rows)
 
     def _temp_table(self, conn: Connection, name: str, like: str, columns: Sequence[str]) -> None:
         """An empty temporary table ``name`` with ``columns`` of ``like``."""

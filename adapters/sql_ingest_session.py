@@ -41,6 +41,7 @@ from mmsq.adapters.event_blocks import (
     msisdn_digits,
 )
 from mmsq.adapters.recent_blocks import RecentIndexWriter, build_generation
+from mmsq.adapters.sql_bulk import bulk_load
 from mmsq.adapters.sql_event_schema import (
     daily_aggregate_blocks,
     device_blocks,
@@ -519,25 +520,17 @@ class SqlIngestSession:
         return table
 
     def add_quarantine(self, batch_id: str, records: Sequence[QuarantinedRecord]) -> None:
-        """Rejected rows, through the driver: a province-day quarantines tens of thousands,
-        and SQLAlchemy's per-row parameter processing cost three times the insert itself
-        (on the thread that stores the chunks)."""
+        """Rejected rows, through the driver (``bulk_load``): a province-day quarantines tens
+        of thousands, and SQLAlchemy's per-row parameter processing cost three times the
+        insert itself (on the thread that stores the chunks)."""
         if not records:
             return
-        mark = "%s" if self._pg else "?"
-        t = quarantine
-        sql = (
-            f"INSERT INTO {t.name} (batch_id, source, line, reason, raw) "
-            f"VALUES ({', '.join([mark] * 5)})"
+        bulk_load(
+            self._conn,
+            quarantine.name,
+            ("batch_id", "source", "line", "reason", "raw"),
+            ((batch_id, r.source, r.line, r.reason, r.raw[:2000]) for r in records),
         )
-        raw: Any = self._conn.connection.driver_connection
-        cur = raw.cursor()
-        try:
-            cur.executemany(
-                sql, [(batch_id, r.source, r.line, r.reason, r.raw[:2000]) for r in records]
-            )
-        finally:
-            cur.close()
 
     def record_unknown_codes(self, counts: dict[tuple[str, str], int], seen_at: datetime) -> None:
         table = unknown_codes
