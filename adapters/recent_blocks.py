@@ -5,27 +5,32 @@ holds a month of a province's events. Event segments are written per ingested ch
 so a subscriber's events of one day are spread over a dozen segments; reading them is tens of
 milliseconds. This index keeps a second copy of the newest events, cut the other way:
 
-- ``recent_event_blocks`` has rows (part, gen): the events of one ingest session whose MSISDN
-  falls in partition ``part`` (``msisdn % RECENT_PARTS``), as one Arrow IPC stream
-  (uncompressed columns, lz4 over the whole stream: a block of a few hundred events decodes in
-  tens of microseconds, where Arrow's per-buffer zstd costs hundreds).
-- Every ingest session appends one generation to each partition it touches: one sort of its
-  new events and one multi-row insert. Nothing is rewritten: generations whose newest event is
-  more than ``RECENT_DAYS`` days older than the newest event held are deleted, so the index
-  holds every event of the last ``RECENT_DAYS`` days (the *horizon*), and a little more.
+- Every ingest session appends one *generation* (``gen``) to each partition it touches: its
+  new events whose MSISDN falls in partition ``part`` (``msisdn % RECENT_PARTS``), sorted by
+  MSISDN, as one *block*. Nothing is rewritten: generations whose newest event is more than
+  ``RECENT_DAYS`` days older than the newest event held are deleted, so the index holds every
+  event of the last ``RECENT_DAYS`` days (the *horizon*), and a little more.
+- A block is stored as *slices* (rows of ``recent_event_slices``): runs of whole subscribers
+  of about ``RECENT_SLICE_ROWS`` events, each one Arrow IPC record-batch message in
+  ``RECENT_SCHEMA`` (plain columns, so that a message decodes without the stream's schema and
+  dictionaries), lz4 as a whole. A slice is keyed by its smallest MSISDN: a look-up reads,
+  in one statement, the newest generations of its partition and of each only the one slice
+  that can hold the subscriber (a few kilobytes instead of the whole block), and slices the
+  subscriber's rows out of it. When they hold fewer than ``limit`` events of the subscriber
+  since the horizon, the store reads the rest from the segments older than the horizon (cheap
+  when there are none; tens of milliseconds for a quiet subscriber on a month of data).
 - A partition that collects more than ``RECENT_MAX_GENERATIONS`` generations (many small
   ingest sessions, such as live delivery reports) has them merged into one.
-- Within a block, events are sorted by MSISDN: a look-up reads one partition's generations in
-  one statement and slices the subscriber's rows out of each. When they hold fewer than
-  ``limit`` events of the subscriber since the horizon, the store reads the rest from the
-  segments older than the horizon (cheap when there are none; tens of milliseconds for a
-  quiet subscriber on a month of data).
+
+Every slice of a block carries the block's oldest and newest submission (``ts_min``,
+``ts_max``): generations are ordered, expired and purged as wholes.
 
 Cost: one more sort and encode of each session's new events (no merges for daily files).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -39,17 +44,18 @@ from sqlalchemy.engine import Connection
 
 from mmsq.adapters.event_blocks import EVENT_SCHEMA
 from mmsq.adapters.sql_read_scope import driver_rows, prefetched
-from mmsq.adapters.sql_recent_schema import recent_event_blocks
+from mmsq.adapters.sql_recent_schema import recent_event_slices
 
 __all__ = [
     "RECENT_DAYS",
     "RECENT_MAX_GENERATIONS",
     "RECENT_PARTS",
     "RECENT_SCHEMA",
+    "RECENT_SLICE_ROWS",
     "RecentIndexWriter",
+    "block_rows",
     "build_generation",
-    "decode_recent",
-    "encode_recent",
+    "decode_block",
     "read_recent",
 ]
 
@@ -62,43 +68,33 @@ RECENT_MAX_GENERATIONS = 40
 #: New events buffered by an ingest session before a generation is written (bounds memory:
 #: about 100 bytes an event; a province-day file is one generation).
 RECENT_FLUSH_ROWS = 4_000_000
+#: Events a slice holds, about: a block is cut where the first subscriber starts at or after
+#: each multiple of this (a subscriber's events of a generation are never split). A daily
+#: block of 1.5M subscribers (about 730 events) makes six slices of 6 KB; a look-up reads one.
+RECENT_SLICE_ROWS = 128
 
-#: The columns of a block: those of an event segment (dictionary columns make the sort and
-#: the copy cheaper than plain strings would).
-RECENT_SCHEMA = EVENT_SCHEMA
+#: The columns of a slice: those of an event segment, with plain strings where segments have
+#: dictionaries (a record-batch message with dictionaries cannot be read without the
+#: dictionary messages of its stream).
+RECENT_SCHEMA = pa.schema(
+    [
+        pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
+        for f in EVENT_SCHEMA
+    ]
+)
 _LZ4 = pa.Codec("lz4")
 _MSISDN = RECENT_SCHEMA.get_field_index("msisdn")
 _SUBMITTED = RECENT_SCHEMA.get_field_index("submitted_ts")
+_DONE = RECENT_SCHEMA.get_field_index("done_ts")
 _DAY_S = 86400
 _MSISDN_BITS = 50
-
-
-def encode_recent(table: pa.Table) -> tuple[bytes, int]:
-    """One block: (lz4 of the uncompressed IPC stream, size of the stream)."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, RECENT_SCHEMA) as writer:
-        writer.write_table(table)
-    raw = sink.getvalue()
-    return _LZ4.compress(raw, asbytes=True), raw.size
-
-
-def decode_recent(data: bytes, raw_size: int) -> pa.Table:
-    return _open_block(data, raw_size).read_all()
-
-
-#: Blocks are small: decoded on the calling thread (for a look-up, Arrow's thread pool costs
-#: more than the work: twice the decoding time).
-_SMALL_READ = pa.ipc.IpcReadOptions(use_threads=False)
-
-
-def _open_block(data: bytes, raw_size: int) -> pa.ipc.RecordBatchStreamReader:
-    raw = _LZ4.decompress(data, decompressed_size=raw_size)
-    return pa.ipc.open_stream(raw, options=_SMALL_READ)
+#: Rows cast to ``RECENT_SCHEMA`` at a time while a generation is cut into blocks (a cast has
+#: a fixed cost of tens of microseconds a column: once a block would be seconds a session).
+_CAST_ROWS = 65_536
 
 
 def _as_recent(table: pa.Table) -> pa.Table:
-    """Event columns in ``RECENT_SCHEMA`` (segments of revision 0002's data migration hold
-    plain strings where it has dictionaries)."""
+    """Event columns in ``RECENT_SCHEMA`` (dictionaries decoded)."""
     if table.schema == RECENT_SCHEMA:
         return table
     return pa.Table.from_arrays(
@@ -106,17 +102,59 @@ def _as_recent(table: pa.Table) -> pa.Table:
     )
 
 
-_Row = tuple[int, int, int, int, int, int, bytes]
+#: A row of ``recent_event_slices``: part, gen, msisdn_min, rows, ts_min, ts_max, raw_size,
+#: data.
+_Row = tuple[int, int, int, int, int, int, int, bytes]
+
+
+def block_rows(part: int, gen: int, batch: pa.RecordBatch) -> list[_Row]:
+    """The slices of one block: ``batch`` (``RECENT_SCHEMA``, sorted by MSISDN) cut at
+    subscriber boundaries into runs of about ``RECENT_SLICE_ROWS`` rows."""
+    n = batch.num_rows
+    if not n:
+        return []
+    m = batch.column(_MSISDN).to_numpy()
+    ts = batch.column(_SUBMITTED).to_numpy()
+    ts_min, ts_max = int(ts.min()), int(ts.max())
+    firsts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])  # where each subscriber starts
+    # The first subscriber starting at or after each multiple of RECENT_SLICE_ROWS.
+    wanted = np.searchsorted(firsts, np.arange(0, n, RECENT_SLICE_ROWS))
+    cuts = np.unique(firsts[wanted[wanted < len(firsts)]]).tolist()
+    rows: list[_Row] = []
+    for a, b in zip(cuts, [*cuts[1:], n], strict=True):
+        message = batch.slice(a, b - a).serialize()
+        data = _LZ4.compress(message, asbytes=True)
+        rows.append((part, gen, int(m[a]), b - a, ts_min, ts_max, message.size, data))
+    return rows
+
+
+def _decode_slice(data: bytes, raw_size: int) -> pa.RecordBatch:
+    message = _LZ4.decompress(data, decompressed_size=raw_size)
+    return pa.ipc.read_record_batch(message, RECENT_SCHEMA)
+
+
+def decode_block(slices: Iterable[tuple[int, bytes]]) -> pa.Table:
+    """A whole block from its slices' (raw_size, data), in MSISDN order."""
+    return pa.Table.from_batches(
+        [_decode_slice(data, raw_size) for raw_size, data in slices], schema=RECENT_SCHEMA
+    )
+
+
+def _table_rows(part: int, gen: int, table: pa.Table) -> list[_Row]:
+    table = _as_recent(table).combine_chunks()
+    batches = table.to_batches()
+    return block_rows(part, gen, batches[0]) if batches else []
 
 
 def _insert(conn: Connection, rows: list[_Row]) -> None:
-    """Rows of ``recent_event_blocks`` through the driver (thousands of blobs a session)."""
+    """Rows of ``recent_event_slices`` through the driver (thousands of blobs a session)."""
     if not rows:
         return
     marks = "%s" if conn.dialect.name == "postgresql" else "?"
     sql = (
-        "INSERT INTO recent_event_blocks (part, gen, rows, ts_min, ts_max, raw_size, data) "
-        f"VALUES ({', '.join([marks] * 7)})"
+        "INSERT INTO recent_event_slices "
+        "(part, gen, msisdn_min, rows, ts_min, ts_max, raw_size, data) "
+        f"VALUES ({', '.join([marks] * 8)})"
     )
     cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -125,23 +163,9 @@ def _insert(conn: Connection, rows: list[_Row]) -> None:
         cur.close()
 
 
-def _block_row(part: int, gen: int, table: pa.Table) -> _Row:
-    data, raw_size = encode_recent(table)
-    ts = table["submitted_ts"]
-    return (
-        part,
-        gen,
-        table.num_rows,
-        int(pc.min(ts).as_py()),
-        int(pc.max(ts).as_py()),
-        raw_size,
-        data,
-    )
-
-
 def horizon(conn: Connection) -> int | None:
     """UTC epoch seconds from which the index holds every event (None: it holds nothing)."""
-    t = recent_event_blocks
+    t = recent_event_slices
     newest = conn.execute(sa.select(sa.func.max(t.c.ts_max))).scalar_one_or_none()
     return None if newest is None else int(newest) - RECENT_DAYS * _DAY_S
 
@@ -150,37 +174,57 @@ def horizon(conn: Connection) -> int | None:
 #: ten events in five daily generations. More are fetched when needed.
 _FIRST_BLOCKS = 5
 
-_t = recent_event_blocks
-_NEWEST_FIRST = (_t.c.ts_max.desc(), _t.c.gen.desc())
-#: The partition's generations without their data (no blob is read or sorted), newest first
-#: (by their newest submission), ``n`` at a time, each with the newest submission of the one
-#: after it (so that reading can stop without fetching it) and the newest submission the
-#: index holds (its horizon, by the ts_max index) ...
+_t = recent_event_slices
+#: The partition's generations (each slice carries its block's ts_max) ...
+_BLOCKS = (
+    sa.select(_t.c.gen, _t.c.ts_max)
+    .where(_t.c.part == sa.bindparam("part"))
+    .group_by(_t.c.gen, _t.c.ts_max)
+    .subquery("blk")
+)
+_NEWEST_FIRST = (_BLOCKS.c.ts_max.desc(), _BLOCKS.c.gen.desc())
+#: ... newest first (by their newest submission), ``n`` at a time, each with the newest
+#: submission of the one after it (so that reading can stop without fetching it) and the
+#: newest submission the index holds (its horizon, by the ts_max index) ...
 _GENERATIONS = (
     sa.select(
-        _t.c.gen,
-        _t.c.ts_max,
-        sa.func.lead(_t.c.ts_max).over(order_by=_NEWEST_FIRST).label("next_ts_max"),
+        _BLOCKS.c.gen,
+        _BLOCKS.c.ts_max,
+        sa.func.lead(_BLOCKS.c.ts_max).over(order_by=_NEWEST_FIRST).label("next_ts_max"),
         sa.select(sa.func.max(_t.c.ts_max)).scalar_subquery().label("newest"),
     )
-    .where(_t.c.part == sa.bindparam("part"))
     .order_by(*_NEWEST_FIRST)
     .limit(sa.bindparam("n"))
     .offset(sa.bindparam("skip"))
     .subquery("g")
 )
-_b = _t.alias("b")
-#: ... and then their data, in the same statement (in no particular order: sorting rows with
-#: their blobs would copy them; the few rows are put in order after the fetch).
+_s = _t.alias("s")
+_k = _t.alias("k")
+#: ... and of each, in the same statement, the one slice that can hold ``msisdn`` (the last
+#: starting at or before it; none when the block starts after it). Rows in no particular
+#: order: the few are put in order after the fetch.
 _NEWEST_BLOCKS = sa.select(
     _GENERATIONS.c.gen,
     _GENERATIONS.c.ts_max,
     _GENERATIONS.c.next_ts_max,
     _GENERATIONS.c.newest,
-    _b.c.raw_size,
-    _b.c.data,
-).join_from(
-    _GENERATIONS, _b, (_b.c.part == sa.bindparam("part")) & (_b.c.gen == _GENERATIONS.c.gen)
+    _s.c.raw_size,
+    _s.c.data,
+).outerjoin_from(
+    _GENERATIONS,
+    _s,
+    (_s.c.part == sa.bindparam("part"))
+    & (_s.c.gen == _GENERATIONS.c.gen)
+    & (
+        _s.c.msisdn_min
+        == sa.select(sa.func.max(_k.c.msisdn_min))
+        .where(
+            _k.c.part == sa.bindparam("part"),
+            _k.c.gen == _GENERATIONS.c.gen,
+            _k.c.msisdn_min <= sa.bindparam("msisdn"),
+        )
+        .scalar_subquery()
+    ),
 )
 
 
@@ -189,21 +233,20 @@ class _Block(NamedTuple):
     ts_max: int
     next_ts_max: int | None
     newest: int
-    raw_size: int
-    data: bytes
+    raw_size: int | None  # None: no slice of the block can hold the subscriber
+    data: bytes | None
 
 
 def newest_blocks_params(msisdn: int, skip: int = 0) -> dict[str, int]:
     """The parameters of ``_NEWEST_BLOCKS`` for a subscriber (digits of the E.164 number),
     the first ``skip`` blocks of its partition passed over."""
-    return {"part": msisdn % RECENT_PARTS, "n": _FIRST_BLOCKS, "skip": skip}
+    return {"part": msisdn % RECENT_PARTS, "msisdn": msisdn, "n": _FIRST_BLOCKS, "skip": skip}
 
 
 def _fetch_blocks(conn: Connection, msisdn: int, skip: int) -> list[_Block]:
     """``_NEWEST_BLOCKS``, newest first: fetched ahead by the enclosing read scope, or read
     now. On PostgreSQL through the driver in binary format: bytea comes as bytes instead of
-    hex text twice its size, which the server encodes and the client decodes (about 0.2 ms of
-    CPU each per look-up, 120 KB of blocks at 1.5M subscribers)."""
+    hex text twice its size, which the server encodes and the client decodes."""
     params = newest_blocks_params(msisdn, skip)
     rows = prefetched(conn, _NEWEST_BLOCKS, params)
     if rows is None:
@@ -230,24 +273,6 @@ def _rows_of(batch: pa.RecordBatch, msisdn: int) -> pa.RecordBatch | None:
     return batch.slice(a, b - a) if b > a else None
 
 
-def _pylist(table: pa.Table) -> list[dict[str, Any]]:
-    """``table.to_pylist()`` for a few rows, without its per-value cost on dictionary columns
-    (a dozen microseconds each): their indices and values are converted, then looked up."""
-    table = table.combine_chunks()
-    if table.num_rows == 0:
-        return []
-    columns: list[list[Any]] = []
-    for column in table.columns:
-        arr = column.chunk(0)  # one chunk: the table has rows and its chunks are combined
-        if pa.types.is_dictionary(arr.type):
-            values = arr.dictionary.to_pylist()
-            columns.append([None if i is None else values[i] for i in arr.indices.to_pylist()])
-        else:
-            columns.append(arr.to_pylist())
-    names = table.column_names
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-
-
 def read_recent(
     conn: Connection, msisdn: int, limit: int
 ) -> tuple[list[dict[str, Any]], int | None]:
@@ -256,9 +281,9 @@ def read_recent(
     subscriber since the horizon is among them; older ones are for the segments to supply.
 
     Blocks are read newest first (by their newest submission), ``_FIRST_BLOCKS`` to a
-    statement, and reading stops as soon as ``limit`` events are found that are newer than
-    anything the unread blocks hold: usually one statement and a handful of small blocks,
-    whatever the number of generations. (Each block's data decodes in tens of microseconds.)
+    statement, one slice of each, and reading stops as soon as ``limit`` events are found
+    that are newer than anything the unread blocks hold: usually one statement and a handful
+    of slices of a few kilobytes, whatever the number of generations.
     """
     hits: list[pa.RecordBatch] = []
     found_ts: list[int] = []  # submissions found so far, newest first
@@ -274,11 +299,12 @@ def read_recent(
         for b in blocks:
             if b.ts_max < cutoff or (len(found_ts) >= limit and found_ts[limit - 1] > b.ts_max):
                 return _newest(hits, cutoff, limit), cutoff  # nothing older is among them
-            for batch in _open_block(b.data, b.raw_size):  # each sorted by MSISDN
-                hit = _rows_of(batch, msisdn)
-                if hit is not None:
-                    hits.append(hit)
-                    found_ts = sorted(found_ts + hit.column(_SUBMITTED).to_pylist(), reverse=True)
+            if b.data is None or b.raw_size is None:
+                continue
+            hit = _rows_of(_decode_slice(b.data, b.raw_size), msisdn)
+            if hit is not None:
+                hits.append(hit)
+                found_ts = sorted(found_ts + hit.column(_SUBMITTED).to_pylist(), reverse=True)
         after = blocks[-1].next_ts_max
         if (
             after is None
@@ -290,12 +316,20 @@ def read_recent(
 
 
 def _newest(hits: list[pa.RecordBatch], cutoff: int, limit: int) -> list[dict[str, Any]]:
-    """The newest ``limit`` rows of ``hits`` submitted no earlier than ``cutoff``."""
+    """The newest ``limit`` rows of ``hits`` submitted no earlier than ``cutoff``, as dicts
+    (one conversion a column: a few rows, where per-row conversion would cost more)."""
     if not hits:
         return []
-    rows = [r for r in _pylist(pa.Table.from_batches(hits)) if r["submitted_ts"] >= cutoff]
-    rows.sort(key=lambda r: (r["submitted_ts"], r["done_ts"] or 0), reverse=True)
-    return rows[:limit]
+    batch = hits[0] if len(hits) == 1 else pa.concat_batches(hits)
+    columns = [c.to_pylist() for c in batch.columns]
+    submitted, done = columns[_SUBMITTED], columns[_DONE]
+    order = sorted(
+        (i for i, ts in enumerate(submitted) if ts >= cutoff),
+        key=lambda i: (submitted[i], done[i] or 0),
+        reverse=True,
+    )[:limit]
+    names = RECENT_SCHEMA.names
+    return [dict(zip(names, [c[i] for c in columns], strict=True)) for i in order]
 
 
 @dataclass
@@ -338,7 +372,8 @@ def _partition_order(m: npt.NDArray[np.int64], part: npt.NDArray[np.int64]) -> n
 
 
 def build_generation(pending: _PendingGeneration) -> list[_Row]:
-    """The blocks of a generation, one per partition (no store access: safe in a thread)."""
+    """The slices of a generation's blocks, one block per partition (no store access: safe in
+    a thread)."""
     # Taken over from ``pending``, so that each source column is freed once it is sorted:
     # the events are held once and a column, not twice.
     table, gen = pending.table, pending.gen
@@ -354,15 +389,23 @@ def build_generation(pending: _PendingGeneration) -> list[_Row]:
     for _ in names:
         columns.append(table.column(0).take(indices))
         table = table.remove_column(0)
-    table = _as_recent(pa.Table.from_arrays(columns, names=names))
+    table = pa.Table.from_arrays(columns, names=names)
     del columns
     part = part[order]
     starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
     ends = np.r_[starts[1:], len(part)]
-    return [
-        _block_row(int(part[a]), gen, table.slice(a, b - a))
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
-    ]
+    rows: list[_Row] = []
+    i = 0
+    while i < len(starts):
+        # Whole partitions of about _CAST_ROWS rows, cast together, then cut into blocks.
+        a = int(starts[i])
+        j = max(i, min(int(np.searchsorted(ends, a + _CAST_ROWS)), len(starts) - 1))
+        group = _as_recent(table.slice(a, int(ends[j]) - a)).combine_chunks().to_batches()[0]
+        for k in range(i, j + 1):
+            lo, hi = int(starts[k]) - a, int(ends[k]) - a
+            rows += block_rows(int(part[starts[k]]), gen, group.slice(lo, hi - lo))
+        i = j + 1
+    return rows
 
 
 class RecentIndexWriter:
@@ -402,7 +445,7 @@ class RecentIndexWriter:
         return _PendingGeneration(table, self._next_gen())
 
     def write(self, pending: _PendingGeneration | list[_Row] | None) -> None:
-        """The second half of ``flush``: insert the generation's blocks (made here unless
+        """The second half of ``flush``: insert the generation's slices (made here unless
         ``build_generation`` made them already), expire old generations, merge crowded
         partitions."""
         if pending is None:
@@ -410,22 +453,26 @@ class RecentIndexWriter:
         rows = build_generation(pending) if isinstance(pending, _PendingGeneration) else pending
         _insert(self._conn, rows)
         self._expire()
-        self._merge_crowded([r[0] for r in rows])
+        self._merge_crowded(sorted({r[0] for r in rows}))
 
     def _next_gen(self) -> int:
-        t = recent_event_blocks
+        t = recent_event_slices
         top = self._conn.execute(sa.select(sa.func.max(t.c.gen))).scalar_one_or_none()
         return int(top or 0) + 1
 
     def _expire(self) -> None:
         cutoff = horizon(self._conn)
         if cutoff is not None:
-            t = recent_event_blocks
+            t = recent_event_slices
             self._conn.execute(t.delete().where(t.c.ts_max < cutoff))
 
     def _merge_crowded(self, parts: list[int]) -> None:
-        t = recent_event_blocks
-        q = sa.select(t.c.part).group_by(t.c.part).having(sa.func.count() > RECENT_MAX_GENERATIONS)
+        t = recent_event_slices
+        q = (
+            sa.select(t.c.part)
+            .group_by(t.c.part)
+            .having(sa.func.count(sa.distinct(t.c.gen)) > RECENT_MAX_GENERATIONS)
+        )
         if len(parts) <= 500:  # a few live reports: look at their partitions only
             q = q.where(t.c.part.in_(parts))
         touched = set(parts)
@@ -433,32 +480,41 @@ class RecentIndexWriter:
         if crowded:
             self.merge(crowded)
 
+    def _blocks(self, *where: Any) -> dict[tuple[int, int], pa.Table]:
+        """The blocks with slices matching ``where``, whole, by (part, gen)."""
+        t = recent_event_slices
+        slices: defaultdict[tuple[int, int], list[tuple[int, bytes]]] = defaultdict(list)
+        q = (
+            sa.select(t.c.part, t.c.gen, t.c.raw_size, t.c.data)
+            .where(*where)
+            .order_by(t.c.part, t.c.gen, t.c.msisdn_min)
+        )
+        for part, gen, raw_size, data in self._conn.execute(q):
+            slices[int(part), int(gen)].append((int(raw_size), bytes(data)))
+        return {key: decode_block(s) for key, s in slices.items()}
+
     def merge(self, parts: Iterable[int]) -> None:
         """Merge all generations of each of ``parts`` into one (the newest number)."""
-        t = recent_event_blocks
+        t = recent_event_slices
         for p in parts:
-            gens = self._conn.execute(
-                sa.select(t.c.gen, t.c.raw_size, t.c.data).where(t.c.part == p)
-            ).all()
-            if len(gens) < 2:
+            blocks = self._blocks(t.c.part == p)
+            if len(blocks) < 2:
                 continue
-            merged = pa.concat_tables([decode_recent(d, n) for _, n, d in gens])
+            merged = pa.concat_tables(blocks.values())
             merged = merged.take(pc.sort_indices(merged["msisdn"]))
             self._conn.execute(t.delete().where(t.c.part == p))
-            _insert(self._conn, [_block_row(p, max(g for g, _, _ in gens), merged)])
+            _insert(self._conn, _table_rows(p, max(gen for _, gen in blocks), merged))
 
     def purge(self, cutoff: int) -> None:
         """Drop events submitted before ``cutoff`` (UTC epoch seconds)."""
-        t = recent_event_blocks
+        t = recent_event_slices
         self._conn.execute(t.delete().where(t.c.ts_max < cutoff))
-        keys = self._conn.execute(sa.select(t.c.part, t.c.gen).where(t.c.ts_min < cutoff)).all()
+        keys = self._conn.execute(
+            sa.select(t.c.part, t.c.gen).where(t.c.ts_min < cutoff).distinct()
+        ).all()
         for p, gen in keys:
             where = (t.c.part == p, t.c.gen == gen)
-            raw_size, data = self._conn.execute(
-                sa.select(t.c.raw_size, t.c.data).where(*where)
-            ).one()
-            table = decode_recent(data, raw_size)
+            table = self._blocks(*where)[int(p), int(gen)]
             kept = table.filter(pc.greater_equal(table["submitted_ts"], cutoff))
             self._conn.execute(t.delete().where(*where))
-            if kept.num_rows:
-                _insert(self._conn, [_block_row(p, gen, kept)])
+            _insert(self._conn, _table_rows(int(p), int(gen), kept))

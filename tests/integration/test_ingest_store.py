@@ -259,7 +259,7 @@ def _tables(url: str) -> dict[str, list[tuple[object, ...]]]:
             "daily_aggregate_blocks",
             "device_blocks",
             "edition_daily",
-            "recent_event_blocks",
+            "recent_event_slices",
             "quarantine",
         ):
             rows = conn.exec_driver_sql(

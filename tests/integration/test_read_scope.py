@@ -114,7 +114,7 @@ def test_on_postgresql_a_diagnosis_reads_everything_in_the_prefetch(world: ApiWo
     assert d.recovery is not None
     tables = (
         "FROM subscriptions",
-        "FROM recent_event_blocks",
+        "FROM recent_event_slices",
         "FROM device_blocks",
         "FROM recovery_states",
         "FROM recovery_transitions",

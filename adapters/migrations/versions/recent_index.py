@@ -1,16 +1,16 @@
 """Recent-events index and a finer latency histogram.
 
 - ``recent_event_blocks``: the last days of events by MSISDN partition, for the diagnosis
-  look-up (``mmsq.adapters.recent_blocks``). Built here from the event segments of the last
-  stored days, one generation per day (minutes for a province's fortnight of events).
+  look-up. Left empty here: revision ``recent_slices`` replaces it with the sliced index and
+  builds that from the event segments (this revision used to build it with the store's
+  writer, whose format has since moved on).
 - ``edition_daily``: the latency histogram goes from 14 to 87 bins (``lat_0`` ... ``lat_86``
   over ``mmsq.aggregates.LATENCY_EDGES_S``). Every old edge is a new edge, so each old bin is
   a run of new bins; its count is spread over them in proportion to their width (what a
   percentile interpolated in the old bin assumed). Days ingested before this revision keep
   the old resolution in effect; downgrading sums the new bins back exactly.
 
-Frozen: the table and both sets of edges are spelled out here. The index is filled with the
-store's own writer (the block format it must match).
+Frozen: the table and both sets of edges are spelled out here.
 
 Revision ID: recent_index
 Revises: outreach
@@ -105,7 +105,6 @@ def upgrade() -> None:
         )
     conn = op.get_bind()
     _rebin(conn)
-    _build_recent(conn)
 
 
 def _rebin(conn: sa.Connection) -> None:
@@ -123,27 +122,6 @@ def _rebin(conn: sa.Connection) -> None:
             .where(new.c.day == row.day, new.c.edition == row.edition)
             .values({f"lat_{j}": n for j, n in values.items()})
         )
-
-
-def _build_recent(conn: sa.Connection) -> None:
-    from mmsq.adapters.event_blocks import decode
-    from mmsq.adapters.recent_blocks import RECENT_DAYS, RecentIndexWriter
-
-    segments = sa.table("event_segments", sa.column("id"), sa.column("day"), sa.column("data"))
-    writer = RecentIndexWriter(conn)
-    days = [
-        d for (d,) in conn.execute(sa.select(segments.c.day).distinct().order_by(segments.c.day))
-    ]
-    for day in days[-(RECENT_DAYS + 2) :]:  # older days would be past the horizon
-        ids = conn.execute(
-            sa.select(segments.c.id).where(segments.c.day == day).order_by(segments.c.id)
-        ).all()
-        for (seg_id,) in ids:
-            data = conn.execute(
-                sa.select(segments.c.data).where(segments.c.id == seg_id)
-            ).scalar_one()
-            writer.add(decode(data))
-        writer.flush()
 
 
 def downgrade() -> None:
