@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mmsq.adapters.event_blocks import EVENT_SCHEMA
+from mmsq.adapters.sql_bulk import bulk_load
 from mmsq.adapters.sql_read_scope import driver_rows, prefetched
 from mmsq.adapters.sql_recent_schema import recent_event_slices
 
@@ -146,21 +147,12 @@ def _table_rows(part: int, gen: int, table: pa.Table) -> list[_Row]:
     return block_rows(part, gen, batches[0]) if batches else []
 
 
+_COLUMNS = ("part", "gen", "msisdn_min", "rows", "ts_min", "ts_max", "raw_size", "data")
+
+
 def _insert(conn: Connection, rows: list[_Row]) -> None:
     """Rows of ``recent_event_slices`` through the driver (thousands of blobs a session)."""
-    if not rows:
-        return
-    marks = "%s" if conn.dialect.name == "postgresql" else "?"
-    sql = (
-        "INSERT INTO recent_event_slices "
-        "(part, gen, msisdn_min, rows, ts_min, ts_max, raw_size, data) "
-        f"VALUES ({', '.join([marks] * 8)})"
-    )
-    cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cur.executemany(sql, rows)
-    finally:
-        cur.close()
+    bulk_load(conn, "recent_event_slices", _COLUMNS, rows)
 
 
 def horizon(conn: Connection) -> int | None:
