@@ -18,9 +18,13 @@ setup: $(BIN)/mmsq
 demo: setup
 	$(BIN)/mmsq demo
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; each starts its own PostgreSQL
+# cluster); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 test: setup
-	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
+	$(BIN)/pytest -q -n $(TEST_WORKERS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 1; fi; exit $$rc
 
 lint: setup
 	$(BIN)/ruff check .
