@@ -35,6 +35,28 @@ def _utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+_AUDIT_COLUMNS = (
+    "at",
+    "actor",
+    "role",
+    "method",
+    "route",
+    "action",
+    "status",
+    "request_id",
+    "subject",
+    "detail",
+    "client",
+)
+_AUDIT_TYPES = {"at": "timestamptz", "status": "int2"}
+#: PostgreSQL: a batch of audit entries as one INSERT of fixed text, one array a column.
+_AUDIT_UNNEST = (
+    f"INSERT INTO {api_audit.name} ({', '.join(_AUDIT_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"%({c})s::{_AUDIT_TYPES.get(c, 'text')}[]" for c in _AUDIT_COLUMNS)
+    + ")"
+)
+
+
 def _from_ts(ts: int | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
@@ -159,9 +181,34 @@ class SqlApiStore:
             }
             for e in entries
         ]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(api_audit.insert(), rows)
+        if not rows:
+            return
+        if self.engine.dialect.name == "postgresql":
+            self._append_pg(rows)
+            return
+        with self.engine.begin() as conn:
+            conn.execute(api_audit.insert(), rows)
+
+    def _append_pg(self, rows: list[dict[str, Any]]) -> None:
+        """One statement of fixed text whatever the batch size (a column an array), prepared
+        on the server, committed on its own: one round trip, no BEGIN and COMMIT. The audit
+        writer's batches are small (a few entries) and frequent, so their fixed cost is what
+        counts: 0.2 ms of CPU a batch against 0.33 through SQLAlchemy's executemany."""
+        params = {name: [r[name] for r in rows] for name in _AUDIT_COLUMNS}
+        with self.engine.connect() as conn:
+            driver: Any = conn.connection.driver_connection
+            # Set on the driver, not as SQLAlchemy's isolation level (which switches it at
+            # every checkout and back at every checkin: half the cost of a small batch).
+            driver.autocommit = True
+            try:
+                driver.execute(_AUDIT_UNNEST, params, prepare=True)
+            except Exception:
+                if driver.broken or driver.closed:
+                    conn.invalidate()  # the pool must not hand it out again
+                raise
+            finally:
+                if not (driver.broken or driver.closed):
+                    driver.autocommit = False
 
     def query(self, q: AuditQuery) -> AuditPage:
         stmt = sa.select(api_audit).order_by(api_audit.c.id).limit(q.limit + 1)

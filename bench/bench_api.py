@@ -243,9 +243,11 @@ def make_app() -> Any:
 
     url = os.environ["BENCH_API_URL"]
     limits = os.environ.get("BENCH_API_LIMITS")
-    threads = ApiSettings().threads
+    threads = int(os.environ.get("BENCH_API_THREADS") or ApiSettings().threads)
     engine = create_engine_for(url, pool_size=threads + 2, max_overflow=4)
-    api_settings = ApiSettings(rate_limit_per_minute=10_000_000, rate_limit_burst=1_000_000)
+    api_settings = ApiSettings(
+        rate_limit_per_minute=10_000_000, rate_limit_burst=1_000_000, threads=threads
+    )
     settings = Settings(api=api_settings)
     clock = SystemClock()
     outbox = MmsOutbox(
@@ -464,6 +466,12 @@ def main() -> int:
         default="1,2",
         help="API worker processes to measure, comma-separated (rate limits shared when > 1)",
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="[api] threads of each worker (default: the setting's default)",
+    )
     ap.add_argument("--workdir", type=Path, default=None, help="kept afterwards when given")
     ap.add_argument(
         "--reuse",
@@ -482,6 +490,8 @@ def main() -> int:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
 
+    if args.threads:
+        os.environ["BENCH_API_THREADS"] = str(args.threads)  # for the served workers
     results = []
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mmsq-bench-api-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -503,6 +513,11 @@ def main() -> int:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
+    report(args, results)
+    return 0
+
+
+def report(args: argparse.Namespace, results: list[dict[str, object]]) -> None:
     cmd = " ".join(["python bench/bench_api.py", *sys.argv[1:]])
     print(f"command: {cmd}")
     print(f"machine: {machine()}")
@@ -510,6 +525,9 @@ def main() -> int:
         f"store: {args.subscribers:,} subscribers x {DAYS} days x 2 editions = "
         f"{args.subscribers * DAYS * 2:,} events; wrk -t2 -c{args.connections} -d{args.duration}s"
     )
+    from mmsq.settings import ApiSettings
+
+    print(f"[api] threads per worker: {args.threads or ApiSettings().threads}")
     print(
         "| database | API workers | endpoint | requests/s | p50 ms | p99 ms | non-2xx "
         "| timeouts (30 s) | data generation | load average after (1, 5, 15 min) |"
@@ -525,7 +543,6 @@ def main() -> int:
                 f"{r['load'][ep]} |"  # type: ignore[index]
             )
     print("target: diagnosis >= 500 requests/s with p99 <= 100 ms on PostgreSQL")
-    return 0
 
 
 if __name__ == "__main__":
