@@ -323,7 +323,7 @@ class ApiSettings(_Section):
     )
     deliveries_shown: int = Field(default=10, ge=1, le=100)
     threads: int = Field(
-        default=4, ge=1, le=64, description="threads running endpoint and database work"
+        default=2, ge=1, le=64, description="threads running endpoint and database work"
     )
     workers: int = Field(
         default=1,

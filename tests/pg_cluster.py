@@ -91,14 +91,20 @@ def _user_exists(name: str) -> bool:
 
 
 def _ensure_test_user() -> pwd.struct_passwd:
-    if not _user_exists(TEST_USER):
+    for attempt in range(5):
+        if _user_exists(TEST_USER):
+            break
         done = subprocess.run(
             ["useradd", "--system", "--no-create-home", TEST_USER],
             capture_output=True,
             text=True,
             check=False,
         )
-        # Exit status 9: created meanwhile by a concurrent run (e.g. another xdist worker).
+        # Exit status 9: created meanwhile by a concurrent run (e.g. another xdist worker);
+        # 10: the password files were locked by one (tried again).
+        if done.returncode == 10 and attempt < 4:
+            time.sleep(0.5)
+            continue
         if done.returncode not in (0, 9) or not _user_exists(TEST_USER):
             raise RuntimeError(
                 f"could not create the unprivileged user {TEST_USER!r} to run PostgreSQL as "
