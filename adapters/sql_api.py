@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from mmsq.adapters.sql_api_schema import api_agents, api_audit, api_resends
@@ -35,24 +36,23 @@ def _utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-_AUDIT_COLUMNS = (
-    "at",
-    "actor",
-    "role",
-    "method",
-    "route",
-    "action",
-    "status",
-    "request_id",
-    "subject",
-    "detail",
-    "client",
-)
-_AUDIT_TYPES = {"at": "timestamptz", "status": "int2"}
+def _array_cast(column: sa.Column[Any]) -> str:
+    """The PostgreSQL array type an audit column's values are sent as: text for strings (the
+    column's length is then checked on insert, as for a plain INSERT; a cast to varchar(n)
+    would cut silently), else the column's own type."""
+    if isinstance(column.type, sa.String):
+        return "text[]"
+    pg = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return f"{column.type.compile(dialect=pg)}[]"
+
+
+#: The audit columns an entry fills (all but the identity), from the table.
+_AUDIT_COLUMNS = tuple(c for c in api_audit.c if c.name != "id")
 #: PostgreSQL: a batch of audit entries as one INSERT of fixed text, one array a column.
 _AUDIT_UNNEST = (
-    f"INSERT INTO {api_audit.name} ({', '.join(_AUDIT_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"%({c})s::{_AUDIT_TYPES.get(c, 'text')}[]" for c in _AUDIT_COLUMNS)
+    f"INSERT INTO {api_audit.name} ({', '.join(c.name for c in _AUDIT_COLUMNS)}) "
+    "SELECT * FROM unnest("
+    + ", ".join(f"%({c.name})s::{_array_cast(c)}" for c in _AUDIT_COLUMNS)
     + ")"
 )
 
@@ -194,7 +194,7 @@ class SqlApiStore:
         on the server, committed on its own: one round trip, no BEGIN and COMMIT. The audit
         writer's batches are small (a few entries) and frequent, so their fixed cost is what
         counts: 0.2 ms of CPU a batch against 0.33 through SQLAlchemy's executemany."""
-        params = {name: [r[name] for r in rows] for name in _AUDIT_COLUMNS}
+        params = {c.name: [r[c.name] for r in rows] for c in _AUDIT_COLUMNS}
         with self.engine.connect() as conn:
             driver: Any = conn.connection.driver_connection
             # Set on the driver, not as SQLAlchemy's isolation level (which switches it at
